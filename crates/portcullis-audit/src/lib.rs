@@ -1,0 +1,1 @@
+//! portcullis-audit: under construction.

@@ -1,0 +1,1 @@
+//! portcullis-config: under construction.

@@ -1,0 +1,1 @@
+//! portcullis-demo: under construction.

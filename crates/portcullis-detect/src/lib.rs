@@ -1,0 +1,1 @@
+//! portcullis-detect: under construction.

@@ -1,0 +1,37 @@
+//! `portcullis`: the one binary. Subcommands live in their own modules (`cmd_*.rs`), one job each.
+
+mod cmd_audit;
+mod cmd_scan;
+
+use clap::{Parser, Subcommand};
+
+/// Portcullis: security gateway and governance control plane for AI-assistant tool integrations.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scan files or JSON Lines on stdin for personal data, secrets, internal leaks and injection.
+    Scan(cmd_scan::ScanArgs),
+    /// Tamper-evident audit log: verify, search, export, retention, erasure.
+    Audit(cmd_audit::AuditArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => cmd_scan::run(args),
+        Command::Audit(args) => cmd_audit::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
