@@ -1,6 +1,7 @@
 //! `portcullis`: the one binary. Subcommands live in their own modules (`cmd_*.rs`), one job each.
 
 mod cmd_audit;
+mod cmd_demo;
 mod cmd_scan;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ enum Command {
     Scan(cmd_scan::ScanArgs),
     /// Tamper-evident audit log: verify, search, export, retention, erasure.
     Audit(cmd_audit::AuditArgs),
+    /// Run the built-in demo connector (`crm`) alone, as an MCP server over stdio or HTTP.
+    DemoServer(cmd_demo::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -26,6 +29,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Scan(args) => cmd_scan::run(args),
         Command::Audit(args) => cmd_audit::run(args),
+        Command::DemoServer(args) => cmd_demo::run(args),
     };
     match result {
         Ok(code) => code,
