@@ -43,7 +43,7 @@ pub enum Decision {
 
 /// How the interaction ended, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     /// A JSON-RPC result came back (a tool result with `isError: true` is still `Ok`, flagged).
     Ok {
@@ -215,7 +215,7 @@ mod tests {
         e.method = Some("tools/call".into());
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["correlation_id"], "r1");
-        assert_eq!(v["outcome"]["status"], "ok");
+        assert_eq!(v["outcome"]["result"], "ok");
         assert!(v.get("principal").is_none());
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
