@@ -1,1 +1,48 @@
-//! portcullis-config: under construction.
+//! Portcullis configuration: one YAML file, validated at load (OPS-1). Every error names the file,
+//! the line and column, what was expected and what was found. [`schema`] gives a JSON Schema of
+//! the file for editors and for `portcullis config schema`.
+
+mod model;
+mod validate;
+
+pub use model::{Config, ConnectorConfig, ConnectorType, Limits};
+pub use validate::{ConfigError, Connector, ConnectorKind, ValidConfig};
+
+use std::path::Path;
+
+/// The address the embedded default listens on.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The data directory of the embedded default, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "portcullis-data";
+
+/// Loads and validates a config file.
+pub fn load_file(path: &Path) -> Result<ValidConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the config file: {e}; check the path and its permissions"),
+    })?;
+    load_str(&text, &path.display().to_string())
+}
+
+/// Parses and validates config text; `file` names it in errors.
+pub fn load_str(text: &str, file: &str) -> Result<ValidConfig, ConfigError> {
+    let raw: Config = serde_saphyr::from_str(text).map_err(|e| ConfigError::from_yaml(file, &e))?;
+    validate::validate(raw, file)
+}
+
+/// The embedded default: listen on 127.0.0.1:8080, state in `./portcullis-data`, and the built-in
+/// demo connector `crm`.
+pub fn embedded_default() -> ValidConfig {
+    load_str(
+        "connectors:\n  crm:\n    type: demo\n",
+        "<embedded default>",
+    )
+    .expect("the embedded default config is valid")
+}
+
+/// A JSON Schema (draft 2020-12) of the config file.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+}

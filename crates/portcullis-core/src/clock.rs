@@ -29,12 +29,15 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self { micros: Arc::new(AtomicI64::new(start.timestamp_micros())) }
+        Self {
+            micros: Arc::new(AtomicI64::new(start.timestamp_micros())),
+        }
     }
 
     /// Moves the clock forward by `d`.
     pub fn advance(&self, d: std::time::Duration) {
-        self.micros.fetch_add(d.as_micros() as i64, Ordering::SeqCst);
+        self.micros
+            .fetch_add(d.as_micros() as i64, Ordering::SeqCst);
     }
 }
 

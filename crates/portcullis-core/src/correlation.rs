@@ -30,7 +30,12 @@ impl CorrelationId {
         let parent = parts.next()?;
         let flags = parts.next()?;
         let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(parent, 16) || !hex(flags, 2) {
+        if !hex(version, 2)
+            || version == "ff"
+            || !hex(trace, 32)
+            || !hex(parent, 16)
+            || !hex(flags, 2)
+        {
             return None;
         }
         if trace.bytes().all(|b| b == b'0') || parent.bytes().all(|b| b == b'0') {
@@ -45,7 +50,8 @@ impl CorrelationId {
         let v = value.trim();
         let ok = !v.is_empty()
             && v.len() <= MAX_REQUEST_ID_LEN
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
         ok.then(|| Self(v.to_string()))
     }
 
@@ -92,16 +98,26 @@ mod tests {
 
     #[test]
     fn traceparent_is_parsed_and_validated() {
-        let id = CorrelationId::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let id = CorrelationId::from_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
         assert_eq!(id.unwrap().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert!(CorrelationId::from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
+        assert!(
+            CorrelationId::from_traceparent(
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+            )
+            .is_none()
+        );
         assert!(CorrelationId::from_traceparent("00-4bf92f35-00f067aa0ba902b7-01").is_none());
         assert!(CorrelationId::from_traceparent("garbage").is_none());
     }
 
     #[test]
     fn request_id_rejects_unsafe_characters() {
-        assert_eq!(CorrelationId::from_request_id("abc-123").unwrap().as_str(), "abc-123");
+        assert_eq!(
+            CorrelationId::from_request_id("abc-123").unwrap().as_str(),
+            "abc-123"
+        );
         assert!(CorrelationId::from_request_id("a b").is_none());
         assert!(CorrelationId::from_request_id("a\r\nX-Evil: 1").is_none());
         assert!(CorrelationId::from_request_id(&"a".repeat(129)).is_none());

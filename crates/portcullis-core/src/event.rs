@@ -211,7 +211,11 @@ mod tests {
     #[test]
     fn event_serializes_without_empty_fields() {
         let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let mut e = Event::new(t, CorrelationId::from_request_id("r1").unwrap(), EventKind::McpRequest);
+        let mut e = Event::new(
+            t,
+            CorrelationId::from_request_id("r1").unwrap(),
+            EventKind::McpRequest,
+        );
         e.method = Some("tools/call".into());
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["correlation_id"], "r1");

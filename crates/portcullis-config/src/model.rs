@@ -1,0 +1,112 @@
+//! The config file as written (before validation). Fields that need a position in errors are
+//! wrapped in [`Spanned`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The whole config file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Portcullis configuration")]
+pub struct Config {
+    /// Address to listen on, `host:port`. Default `127.0.0.1:8080`.
+    #[schemars(with = "Option<String>")]
+    pub listen: Option<Spanned<String>>,
+    /// Directory for state (SQLite database, keys). Default `./portcullis-data`.
+    pub data_dir: Option<String>,
+    /// Protocol limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The connectors behind the gateway, by name. Names are 1-63 characters of `a-z`, `0-9` and
+    /// `-`, starting with a letter; each is served at `/mcp/{name}`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ConnectorConfig>")]
+    pub connectors: BTreeMap<String, Spanned<ConnectorConfig>>,
+}
+
+/// Limits that protect the gateway and the connectors from abuse (IV-2).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes (default 4 MiB, at most 64 MiB).
+    #[schemars(with = "u64")]
+    pub max_body_bytes: Spanned<u64>,
+    /// Most messages in one JSON-RPC batch (default 32, at most 1000).
+    #[schemars(with = "u64")]
+    pub max_batch: Spanned<u64>,
+    /// How long one request may take upstream before the client gets a timeout error, in
+    /// milliseconds (default 30000).
+    #[schemars(with = "u64")]
+    pub request_timeout_ms: Spanned<u64>,
+    /// Most concurrent client sessions (default 10000).
+    #[schemars(with = "u64")]
+    pub max_sessions: Spanned<u64>,
+    /// A session unused this long is closed, in seconds (default 3600).
+    #[schemars(with = "u64")]
+    pub session_idle_timeout_secs: Spanned<u64>,
+}
+
+fn unspanned<T>(v: T) -> Spanned<T> {
+    Spanned::new(
+        v,
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: unspanned(4 * 1024 * 1024),
+            max_batch: unspanned(32),
+            request_timeout_ms: unspanned(30_000),
+            max_sessions: unspanned(10_000),
+            session_idle_timeout_secs: unspanned(3600),
+        }
+    }
+}
+
+/// The kind of a connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorType {
+    /// An MCP server over Streamable HTTP, at `url`.
+    Http,
+    /// An MCP server run as a supervised child process speaking stdio (`command`, `args`, `env`).
+    Stdio,
+    /// The built-in demo CRM connector.
+    Demo,
+}
+
+/// One connector, as written. Which fields apply depends on `type`; others are refused.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// `http`, `stdio` or `demo`.
+    #[serde(rename = "type")]
+    #[schemars(with = "ConnectorType")]
+    pub kind: Spanned<ConnectorType>,
+    /// (http) The MCP endpoint URL, `http://` or `https://`.
+    #[schemars(with = "Option<String>")]
+    pub url: Option<Spanned<String>>,
+    /// (stdio) The program to run.
+    #[schemars(with = "Option<String>")]
+    pub command: Option<Spanned<String>>,
+    /// (stdio) Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// (stdio) Environment variables for it; nothing else of the gateway's environment is passed
+    /// on except `PATH`, `HOME`, `LANG` and `TMPDIR`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// (stdio) Working directory.
+    pub cwd: Option<String>,
+    /// Per-connector request timeout in milliseconds (overrides `limits.request_timeout_ms`).
+    #[schemars(with = "Option<u64>")]
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// What the connector is for (inventory).
+    pub description: Option<String>,
+}
