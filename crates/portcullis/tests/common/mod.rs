@@ -427,3 +427,89 @@ pub fn passed_scenarios(summary: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Fails once with every client's diagnosis when any run failed.
+pub fn assert_all_ok(runs: &[Run], context: &str) {
+    let failed: Vec<String> = runs
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| {
+            format!(
+                "== {} ==\nstderr:\n{}\nreport:\n{}",
+                r.what,
+                r.stderr.trim(),
+                r.stdout.trim()
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} client runs failed.\n{}\n{context}",
+        failed.len(),
+        runs.len(),
+        failed.join("\n")
+    );
+}
+
+/// A gateway config with the given `connectors:` entries (YAML lines, already indented by 2).
+pub fn config(connectors: &[String]) -> String {
+    format!("connectors:\n{}\n", connectors.join("\n"))
+}
+
+/// The demo connector entry.
+pub fn demo_connector(name: &str) -> String {
+    format!("  {name}:\n    type: demo")
+}
+
+/// server-everything as a stdio child of the gateway, run by the Node 22 binary.
+pub fn everything_stdio_connector(c: &Clients, name: &str) -> String {
+    format!(
+        "  {name}:\n    type: stdio\n    command: {}\n    args: [{}, stdio]\n    env: {{}}",
+        yaml_str(&c.node22.display().to_string()),
+        yaml_str(&c.everything_js.display().to_string())
+    )
+}
+
+/// An MCP server over Streamable HTTP.
+pub fn http_connector(name: &str, url: &str) -> String {
+    format!("  {name}:\n    type: http\n    url: {}", yaml_str(url))
+}
+
+fn yaml_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+/// Minimal HTTP/1.1 POST of a JSON body over loopback; returns (status, headers lowercased, body).
+pub fn http_post_json(
+    authority: &str,
+    path: &str,
+    extra_headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+    let mut s = TcpStream::connect(authority)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in extra_headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers, body.to_string()))
+}
