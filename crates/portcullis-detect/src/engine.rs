@@ -1,0 +1,1014 @@
+//! The scan engine: one Aho-Corasick pass over every literal, one byte-class tokenizer pass for
+//! digit runs, `@` and long tokens, then anchored, bounded regex checks at the hits.
+
+use std::collections::{HashMap, HashSet};
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex_automata::meta::Regex;
+use regex_automata::util::primitives::NonMaxUsize;
+use regex_automata::{Anchored, Input};
+
+use crate::classifier::Classifier;
+use crate::injection::{self, exfil_url, hidden_char, reads_as_instructions};
+use crate::org::{norm_words, shingles};
+use crate::pii::{self, CTX_NAME, CTX_SECRET};
+use crate::rules::{Check, Spec};
+use crate::util::{self, ceil_boundary, floor_boundary, is_placeholder, shannon_entropy};
+use crate::{Category, DetectorConfig, Error, Finding};
+
+const PII: u8 = 1 << (Category::Pii as u8);
+const SECRET: u8 = 1 << (Category::Secret as u8);
+const INTERNAL: u8 = 1 << (Category::Internal as u8);
+const INJECTION: u8 = 1 << (Category::Injection as u8);
+
+/// Decoded payloads are scanned at most this deep.
+const MAX_DEPTH: u8 = 2;
+/// Window of context words before a candidate.
+const CTX_WINDOW: usize = 48;
+
+struct Rule {
+    kind: String,
+    cat: Category,
+    re: Regex,
+    back: usize,
+    max_len: usize,
+    check: Check,
+    prio: u8,
+    conf: f32,
+    left_bound: bool,
+    has_group: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Rule(u32),
+    Ctx(u16),
+    Cue,
+    Hidden,
+    /// The literal itself is the finding (dictionaries, labels, ROT13 phrases).
+    Literal { kind: u32, cat: Category, conf: f32, whole_word: bool },
+}
+
+struct Custom {
+    kind: String,
+    cat: Category,
+    conf: f32,
+}
+
+pub(crate) struct Engine {
+    cats: u8,
+    min_conf: f32,
+    max_findings: usize,
+    ac: AhoCorasick,
+    actions: Vec<Vec<Action>>,
+    rules: Vec<Rule>,
+    literal_kinds: Vec<String>,
+    custom: Option<(Regex, Vec<Custom>)>,
+    fingerprints: Vec<(String, Category, HashSet<u64>)>,
+    allow_values: HashSet<String>,
+    allow_re: Option<Regex>,
+    allow_kinds: Vec<String>,
+    allowed_hosts: Vec<String>,
+    classifier: Option<(Classifier, f32)>,
+}
+
+/// A finding before filtering; `kind` borrows from the engine.
+#[derive(Clone, Copy)]
+struct Raw<'e> {
+    kind: &'e str,
+    cat: Category,
+    start: usize,
+    end: usize,
+    conf: f32,
+    prio: u8,
+}
+
+fn variants(t: &str, on: bool) -> Vec<String> {
+    let mut v = vec![t.to_string()];
+    if on {
+        let lower = t.to_lowercase();
+        let mut cap = lower.clone();
+        if let Some(f) = cap.get_mut(0..1) {
+            f.make_ascii_uppercase();
+        }
+        v.push(lower);
+        v.push(cap);
+        v.push(t.to_uppercase());
+        v.sort();
+        v.dedup();
+    }
+    v
+}
+
+fn compile(id: &str, re: &str) -> Result<Regex, Error> {
+    let re = re.replace(r"\b", r"(?-u:\b)").replace(r"(?-u:(?-u:\b))", r"(?-u:\b)");
+    Regex::builder()
+        .configure(Regex::config().nfa_size_limit(Some(20 << 20)).hybrid_cache_capacity(2 << 20))
+        .build(&re)
+        .map_err(|e| Error::Pattern { id: id.to_string(), message: e.to_string() })
+}
+
+impl Engine {
+    pub(crate) fn build(cfg: &DetectorConfig) -> Result<Engine, Error> {
+        let cats = cfg.categories.iter().fold(0u8, |a, c| a | c.bit());
+        let mut pats: Vec<Vec<u8>> = Vec::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut actions: Vec<Vec<Action>> = Vec::new();
+        let mut add = |lit: &[u8], a: Action, pats: &mut Vec<Vec<u8>>, actions: &mut Vec<Vec<Action>>| {
+            if lit.is_empty() {
+                return;
+            }
+            let id = *index.entry(lit.to_vec()).or_insert_with(|| {
+                pats.push(lit.to_vec());
+                actions.push(Vec::new());
+                pats.len() - 1
+            });
+            actions[id].push(a);
+        };
+        let mut rules = Vec::new();
+        let all: Vec<&Spec> = crate::secrets::SPECS
+            .iter()
+            .chain(crate::internal::SPECS)
+            .chain(crate::injection::SPECS)
+            .chain(crate::pii::SPECS)
+            .collect();
+        for s in all {
+            if cats & s.cat.bit() == 0 {
+                continue;
+            }
+            let re = compile(s.kind, s.re)?;
+            let has_group = re.group_info().group_len(regex_automata::PatternID::ZERO) > 1;
+            let id = rules.len() as u32;
+            rules.push(Rule {
+                kind: s.kind.to_string(),
+                cat: s.cat,
+                re,
+                back: s.back,
+                max_len: s.max_len,
+                check: s.check,
+                prio: s.prio,
+                conf: s.conf,
+                left_bound: s.left_bound,
+                has_group,
+            });
+            let trig: Vec<&str> = if s.triggers == ["@names"] { pii::FIRST_NAMES.to_vec() } else { s.triggers.to_vec() };
+            for t in trig {
+                for v in variants(t, s.case_variants) {
+                    add(v.as_bytes(), Action::Rule(id), &mut pats, &mut actions);
+                }
+            }
+        }
+        // internal domains from the config
+        for d in &cfg.internal_domains {
+            let d = d.trim_start_matches('.');
+            let re = format!(r"(?i)(?-u:\b)(?:[a-z0-9](?:[a-z0-9-]{{0,62}}\.){{0,8}})?{}(?-u:\b)", regex_escape(d));
+            let id = rules.len() as u32;
+            rules.push(Rule {
+                kind: "internal.hostname".into(),
+                cat: Category::Internal,
+                re: compile("internal_domains", &re)?,
+                back: 200,
+                max_len: 300,
+                check: Check::None,
+                prio: 3,
+                conf: 0.85,
+                left_bound: false,
+                has_group: false,
+            });
+            for v in variants(d, true) {
+                add(v.as_bytes(), Action::Rule(id), &mut pats, &mut actions);
+            }
+        }
+        // context words
+        for (class, words) in pii::CONTEXT {
+            for w in *words {
+                for v in variants(w, true) {
+                    add(v.as_bytes(), Action::Ctx(*class), &mut pats, &mut actions);
+                }
+            }
+        }
+        // literal findings
+        let mut literal_kinds: Vec<String> = Vec::new();
+        if cats & INJECTION != 0 {
+            for c in injection::CUES {
+                for v in variants(c, true) {
+                    add(v.as_bytes(), Action::Cue, &mut pats, &mut actions);
+                }
+            }
+            for t in injection::hidden_triggers() {
+                add(&t, Action::Hidden, &mut pats, &mut actions);
+            }
+            literal_kinds.push("injection.encoded_payload".into());
+            let k = (literal_kinds.len() - 1) as u32;
+            for p in injection::ROT13_PHRASES {
+                for v in variants(&util::rot13(p), true) {
+                    add(v.as_bytes(), Action::Literal { kind: k, cat: Category::Injection, conf: 0.85, whole_word: true }, &mut pats, &mut actions);
+                }
+            }
+        }
+        for d in &cfg.org.dictionaries {
+            if d.id.is_empty() {
+                return Err(Error::Config("dictionary without id".into()));
+            }
+            literal_kinds.push(format!("org.{}", d.id));
+            let k = (literal_kinds.len() - 1) as u32;
+            for t in &d.terms {
+                let vs = if d.case_insensitive { variants(t, true) } else { vec![t.clone()] };
+                for v in vs {
+                    add(v.as_bytes(), Action::Literal { kind: k, cat: d.category, conf: d.confidence, whole_word: d.whole_word }, &mut pats, &mut actions);
+                }
+                if d.case_insensitive {
+                    // every-word-capitalised form ("Project Falcon")
+                    let title: String = t
+                        .split(' ')
+                        .map(|w| {
+                            let mut w = w.to_lowercase();
+                            if let Some(f) = w.get_mut(0..1) {
+                                f.make_ascii_uppercase();
+                            }
+                            w
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    add(title.as_bytes(), Action::Literal { kind: k, cat: d.category, conf: d.confidence, whole_word: d.whole_word }, &mut pats, &mut actions);
+                }
+            }
+        }
+        for l in &cfg.org.labels {
+            literal_kinds.push(format!("org.label.{}", l.id));
+            let k = (literal_kinds.len() - 1) as u32;
+            for v in [l.text.clone(), l.text.to_uppercase()] {
+                add(v.as_bytes(), Action::Literal { kind: k, cat: Category::Internal, conf: l.confidence, whole_word: true }, &mut pats, &mut actions);
+            }
+        }
+        // dedupe repeated actions on one pattern (case variants that coincide)
+        for a in actions.iter_mut() {
+            let mut seen: Vec<u64> = Vec::new();
+            a.retain(|x| {
+                let key = match *x {
+                    Action::Rule(r) => 1u64 << 40 | r as u64,
+                    Action::Ctx(c) => 2u64 << 40 | c as u64,
+                    Action::Cue => 3u64 << 40,
+                    Action::Hidden => 4u64 << 40,
+                    Action::Literal { kind, .. } => 5u64 << 40 | kind as u64,
+                };
+                if seen.contains(&key) {
+                    false
+                } else {
+                    seen.push(key);
+                    true
+                }
+            });
+        }
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&pats)
+            .map_err(|e| Error::Config(format!("literal automaton: {e}")))?;
+        // custom patterns: one multi-pattern regex
+        let custom = if cfg.org.patterns.is_empty() {
+            None
+        } else {
+            let mut v = Vec::new();
+            for p in &cfg.org.patterns {
+                compile(&p.id, &p.pattern)?; // per-pattern error message
+                v.push(p.pattern.clone());
+            }
+            let re = Regex::new_many(&v).map_err(|e| Error::Pattern { id: "org.patterns".into(), message: e.to_string() })?;
+            let info = cfg.org.patterns.iter().map(|p| Custom { kind: format!("org.{}", p.id), cat: p.category, conf: p.confidence }).collect();
+            Some((re, info))
+        };
+        let fingerprints = cfg
+            .org
+            .fingerprints
+            .iter()
+            .map(|f| (format!("org.fingerprint.{}", f.id), f.category, f.hashes.iter().copied().collect()))
+            .collect();
+        let allow_re = if cfg.allow.patterns.is_empty() {
+            None
+        } else {
+            let v: Vec<String> = cfg.allow.patterns.iter().map(|p| format!("^(?:{p})$")).collect();
+            Some(Regex::new_many(&v).map_err(|e| Error::Pattern { id: "allow.patterns".into(), message: e.to_string() })?)
+        };
+        let classifier = if cfg.classifier.enabled && cats & INJECTION != 0 {
+            let c = match &cfg.classifier.model_path {
+                Some(p) => Classifier::from_path(p)?,
+                None => Classifier::builtin(),
+            };
+            let t = cfg.classifier.threshold.unwrap_or(c.threshold());
+            Some((c, t))
+        } else {
+            None
+        };
+        Ok(Engine {
+            cats,
+            min_conf: cfg.min_confidence,
+            max_findings: cfg.max_findings.max(1),
+            ac,
+            actions,
+            rules,
+            literal_kinds,
+            custom,
+            fingerprints,
+            allow_values: cfg.allow.values.iter().cloned().collect(),
+            allow_re,
+            allow_kinds: cfg.allow.kinds.clone(),
+            allowed_hosts: cfg.allowed_hosts.clone(),
+            classifier,
+        })
+    }
+
+    pub(crate) fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub(crate) fn kinds(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.rules.iter().map(|r| r.kind.clone()).collect();
+        v.extend(self.literal_kinds.iter().cloned());
+        if let Some((_, c)) = &self.custom {
+            v.extend(c.iter().map(|c| c.kind.clone()));
+        }
+        v.extend(self.fingerprints.iter().map(|f| f.0.clone()));
+        for (cat, k) in [
+            (PII, "pii.email"), (PII, "pii.phone"), (PII, "pii.credit_card"), (PII, "pii.iban"), (PII, "pii.us_ssn"),
+            (PII, "pii.ip_address"), (PII, "pii.date_of_birth"), (PII, "pii.ca_sin"), (PII, "pii.nl_bsn"),
+            (PII, "pii.in_aadhaar"), (PII, "pii.uk_nhs_number"), (PII, "pii.es_dni"), (PII, "pii.person_name"),
+            (INTERNAL, "internal.private_address"), (SECRET, "secret.high_entropy"), (SECRET, "secret.json_value"),
+            (INJECTION, "injection.encoded_payload"), (INJECTION, "injection.classifier"),
+            (INJECTION, "injection.hidden_unicode.tag"), (INJECTION, "injection.hidden_unicode.zero_width"),
+            (INJECTION, "injection.hidden_unicode.bidi"), (INJECTION, "injection.hidden_unicode.variation_selector"),
+        ] {
+            if self.cats & cat != 0 {
+                v.push(k.to_string());
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub(crate) fn classifier_score(&self, text: &str) -> Option<f32> {
+        self.classifier.as_ref().map(|(c, _)| c.score(text))
+    }
+
+    pub(crate) fn scan(&self, text: &str, key: Option<&str>) -> Vec<Finding> {
+        let raw = self.scan_raw(text, key, self.cats, 0);
+        self.finish(text, raw)
+    }
+
+    fn scan_raw<'e>(&'e self, text: &str, key: Option<&str>, cats: u8, depth: u8) -> Vec<Raw<'e>> {
+        let b = text.as_bytes();
+        let n = b.len();
+        let mut out: Vec<Raw<'e>> = Vec::new();
+        let mut ctx: Vec<(usize, u16)> = Vec::new();
+        let mut cues: Vec<usize> = Vec::new();
+        let mut hits: Vec<(u32, usize)> = Vec::new();
+        let mut hidden_until = 0usize;
+        let key_ctx = key.map(key_context).unwrap_or(0);
+
+        // 1. one pass of the literal automaton
+        for m in self.ac.find_overlapping_iter(text) {
+            let (s, e) = (m.start(), m.end());
+            let prev_alnum = s > 0 && b[s - 1].is_ascii_alphanumeric();
+            for a in &self.actions[m.pattern().as_usize()] {
+                match *a {
+                    Action::Rule(r) => {
+                        let rule = &self.rules[r as usize];
+                        if cats & rule.cat.bit() != 0 && !(rule.left_bound && prev_alnum) {
+                            hits.push((r, s));
+                        }
+                    }
+                    Action::Ctx(c) => {
+                        if !prev_alnum {
+                            ctx.push((s, c));
+                        }
+                    }
+                    Action::Cue => cues.push(s),
+                    Action::Hidden => {
+                        if cats & INJECTION != 0 && s >= hidden_until {
+                            if let Some((end, r)) = hidden_run(text, s) {
+                                hidden_until = end;
+                                if let Some(r) = r {
+                                    out.push(r);
+                                }
+                            }
+                        }
+                    }
+                    Action::Literal { kind, cat, conf, whole_word } => {
+                        if cats & cat.bit() == 0 {
+                            continue;
+                        }
+                        if whole_word && (prev_alnum || (e < n && b[e].is_ascii_alphanumeric())) {
+                            continue;
+                        }
+                        out.push(Raw { kind: &self.literal_kinds[kind as usize], cat, start: s, end: e, conf, prio: 3 });
+                    }
+                }
+            }
+        }
+        ctx.sort_unstable();
+        let has_ctx = |class: u16, pos: usize| -> bool {
+            if key_ctx & (1 << class) != 0 {
+                return true;
+            }
+            let lo = pos.saturating_sub(CTX_WINDOW);
+            let i = ctx.partition_point(|&(p, _)| p < lo);
+            ctx[i..].iter().take_while(|&&(p, _)| p < pos).any(|&(_, c)| c == class)
+        };
+
+        // 2. the tokenizer pass: digit runs, e-mail, long tokens
+        if cats & (PII | SECRET | INTERNAL | INJECTION) != 0 {
+            self.token_pass(text, cats, depth, &has_ctx, &mut out);
+        }
+
+        // 3. rules at their literal hits
+        hits.sort_unstable();
+        let mut last: Option<(u32, usize)> = None;
+        for &(r, p) in &hits {
+            if let Some((lr, le)) = last {
+                if lr == r && p < le {
+                    continue;
+                }
+            }
+            if let Some(f) = self.run_rule(text, r, p, &has_ctx) {
+                last = Some((r, f.end.max(p + 1)));
+                out.push(f);
+            }
+        }
+
+        // 4. organization regexes: one multi-pattern pass
+        if let Some((re, info)) = &self.custom {
+            for m in re.find_iter(text) {
+                let c = &info[m.pattern().as_usize()];
+                if cats & c.cat.bit() != 0 {
+                    out.push(Raw { kind: &c.kind, cat: c.cat, start: m.start(), end: m.end(), conf: c.conf, prio: 3 });
+                }
+            }
+        }
+
+        // 5. exact-data fingerprints
+        if !self.fingerprints.is_empty() {
+            let words = norm_words(text);
+            let sh = shingles(text, &words);
+            for (kind, cat, set) in &self.fingerprints {
+                if cats & cat.bit() == 0 {
+                    continue;
+                }
+                let mut run: Option<(usize, usize, usize)> = None;
+                for &(h, s, e) in &sh {
+                    if set.contains(&h) {
+                        run = Some(match run {
+                            Some((rs, re, k)) if s <= re => (rs, e.max(re), k + 1),
+                            Some((rs, re, k)) => {
+                                out.push(Raw { kind, cat: *cat, start: rs, end: re, conf: if k > 1 { 0.95 } else { 0.8 }, prio: 3 });
+                                (s, e, 1)
+                            }
+                            None => (s, e, 1),
+                        });
+                    }
+                }
+                if let Some((rs, re, k)) = run {
+                    out.push(Raw { kind, cat: *cat, start: rs, end: re, conf: if k > 1 { 0.95 } else { 0.8 }, prio: 3 });
+                }
+            }
+        }
+
+        // 6. JSON key context: a value under a secret-named key
+        if let Some(k) = key {
+            if cats & SECRET != 0 && secret_key(k) && value_like_secret(text) {
+                out.push(Raw { kind: "secret.json_value", cat: Category::Secret, start: 0, end: n, conf: 0.75, prio: 1 });
+            }
+            if cats & PII != 0 && key_ctx & (1 << CTX_NAME) != 0 && looks_like_name_value(text) {
+                out.push(Raw { kind: "pii.person_name", cat: Category::Pii, start: 0, end: n, conf: 0.75, prio: 2 });
+            }
+        }
+
+        // 7. the classifier, on windows around cue words
+        if depth == 0 && cats & INJECTION != 0 && !cues.is_empty() {
+            if let Some((c, thr)) = &self.classifier {
+                cues.sort_unstable();
+                const WHOLE: usize = 2048;
+                const HALF: usize = 512;
+                let mut covered = 0usize;
+                let mut windows = 0;
+                for &p in &cues {
+                    if p < covered {
+                        continue;
+                    }
+                    let (s, e) = if n <= WHOLE {
+                        (0, n)
+                    } else {
+                        (floor_boundary(text, p.saturating_sub(HALF)), ceil_boundary(text, p + HALF))
+                    };
+                    covered = e;
+                    windows += 1;
+                    let prob = c.score(&text[s..e]);
+                    if prob >= *thr {
+                        out.push(Raw { kind: "injection.classifier", cat: Category::Injection, start: s, end: e, conf: prob.min(0.99), prio: 0 });
+                    }
+                    if windows >= 64 || e >= n {
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn run_rule<'e>(&'e self, text: &str, r: u32, p: usize, has_ctx: &dyn Fn(u16, usize) -> bool) -> Option<Raw<'e>> {
+        let rule = &self.rules[r as usize];
+        let b = text.as_bytes();
+        let hi = ceil_boundary(text, p.saturating_add(rule.max_len).min(b.len()));
+        let mut slots = [None::<NonMaxUsize>; 4];
+        let (ms, me, gs, ge);
+        if rule.back == 0 {
+            let input = Input::new(b).range(p..hi).anchored(Anchored::Yes);
+            rule.re.search_slots(&input, &mut slots)?;
+        } else {
+            let mut lo = floor_boundary(text, p.saturating_sub(rule.back));
+            loop {
+                let input = Input::new(b).range(lo..hi);
+                rule.re.search_slots(&input, &mut slots)?;
+                let (s, e) = (slots[0]?.get(), slots[1]?.get());
+                if s > p {
+                    return None;
+                }
+                if e > p {
+                    break;
+                }
+                lo = if e > s { e } else { ceil_boundary(text, s + 1) };
+                if lo >= hi {
+                    return None;
+                }
+            }
+        }
+        ms = slots[0]?.get();
+        me = slots[1]?.get();
+        if rule.has_group && slots[2].is_some() {
+            gs = slots[2]?.get();
+            ge = slots[3]?.get();
+        } else {
+            gs = ms;
+            ge = me;
+        }
+        if ge <= gs {
+            return None;
+        }
+        let val = &text[gs..ge];
+        let mut conf = rule.conf;
+        match rule.check {
+            Check::None => {}
+            Check::NotPlaceholder => {
+                if is_placeholder(val) {
+                    return None;
+                }
+            }
+            Check::Generic => {
+                if !generic_ok(&text[ms..gs], val) {
+                    return None;
+                }
+                if val.len() >= 16 && shannon_entropy(val.as_bytes()) >= 3.5 {
+                    conf = 0.85;
+                }
+            }
+            Check::Entropy(min) => {
+                if shannon_entropy(val.as_bytes()) < min || is_placeholder(val) {
+                    return None;
+                }
+            }
+            Check::ExfilUrl { image } => {
+                conf = exfil_url(val, image, &self.allowed_hosts)?;
+            }
+            Check::HiddenInstr => {
+                if !reads_as_instructions(val) {
+                    return None;
+                }
+            }
+            Check::Name => {
+                let last = val.rsplit(|c: char| c.is_whitespace()).next().unwrap_or("");
+                let first = val.split(|c: char| c.is_whitespace()).next().unwrap_or("");
+                if pii::NOT_SURNAMES.contains(&last) || pii::NOT_SURNAMES.contains(&first) {
+                    return None;
+                }
+                if last.len() < 2 || last.bytes().skip(1).all(|c| c.is_ascii_uppercase()) {
+                    return None;
+                }
+                if has_ctx(CTX_NAME, gs) {
+                    conf = (conf + 0.25).min(0.9);
+                }
+            }
+            Check::Path => {
+                if ms > 0 && matches!(b[ms - 1], b':' | b'/' | b'.' | b'~' | b'-' | b'_' | b'%') {
+                    return None;
+                }
+                if ge - gs < 8 {
+                    return None;
+                }
+            }
+        }
+        Some(Raw { kind: &rule.kind, cat: rule.cat, start: gs, end: ge, conf, prio: rule.prio })
+    }
+
+    fn token_pass<'e>(&'e self, text: &str, cats: u8, depth: u8, has_ctx: &dyn Fn(u16, usize) -> bool, out: &mut Vec<Raw<'e>>) {
+        let b = text.as_bytes();
+        let n = b.len();
+        let pii_on = cats & PII != 0;
+        let num_on = cats & (PII | INTERNAL) != 0;
+        let sec_on = cats & SECRET != 0;
+        let inj_on = cats & INJECTION != 0 && depth < MAX_DEPTH;
+        let mut i = 0;
+        while i < n {
+            let c = CLASS[b[i] as usize];
+            if c == 0 {
+                i += 1;
+                continue;
+            }
+            if c == AT {
+                if pii_on {
+                    if let Some((s, e)) = pii::email_at(b, i) {
+                        out.push(Raw { kind: "pii.email", cat: Category::Pii, start: s, end: e, conf: 0.95, prio: 3 });
+                        i = e;
+                        continue;
+                    }
+                }
+                i += 1;
+                continue;
+            }
+            let ws = i;
+            let mut fl = 0u8;
+            while i < n {
+                let c = CLASS[b[i] as usize];
+                if c == 0 || c == AT {
+                    break;
+                }
+                fl |= c;
+                i += 1;
+            }
+            let we = i;
+            if fl & DIGIT != 0 && num_on {
+                let w = &b[ws..we];
+                if fl & (LOWER | UPPER) != 0 {
+                    // letters and digits: IBAN, DNI/NIE, IPv6 only
+                    if pii_on && w.len() >= 4 && w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase() && w[2].is_ascii_digit() {
+                        if let Some(e) = pii::iban_at(b, ws) {
+                            out.push(Raw { kind: "pii.iban", cat: Category::Pii, start: ws, end: e, conf: 0.95, prio: 3 });
+                            i = i.max(e);
+                            continue;
+                        }
+                    }
+                    if pii_on && w.len() == 9 && pii::es_dni(w) {
+                        let conf = if has_ctx(pii::CTX_DNI, ws) { 0.9 } else { 0.7 };
+                        out.push(Raw { kind: "pii.es_dni", cat: Category::Pii, start: ws, end: we, conf, prio: 3 });
+                        continue;
+                    }
+                    if we < n && b[we] == b':' && w.len() <= 4 && w.iter().all(|c| c.is_ascii_hexdigit()) {
+                        if let Some((e, private)) = pii::ipv6_at(text, ws) {
+                            push_ip(out, ws, e, private, cats);
+                            i = i.max(e);
+                            continue;
+                        }
+                    }
+                } else if let Some(d0) = w.iter().position(|c| c.is_ascii_digit()) {
+                    let s = ws + d0;
+                    if we < n && b[we] == b':' && d0 == 0 && w.len() <= 4 {
+                        if let Some((e, private)) = pii::ipv6_at(text, ws) {
+                            push_ip(out, ws, e, private, cats);
+                            i = i.max(e);
+                            continue;
+                        }
+                    }
+                    let (end, hit) = pii::numeric(b, s, has_ctx);
+                    if let Some(h) = hit {
+                        if cats & h.cat.bit() != 0 {
+                            out.push(Raw { kind: h.kind, cat: h.cat, start: h.start, end: h.end, conf: h.conf, prio: 3 });
+                        }
+                    }
+                    i = i.max(end);
+                    continue;
+                }
+            }
+            if we - ws >= 20 && (sec_on || inj_on) {
+                let mut e = we;
+                while e > ws && matches!(b[e - 1], b'.' | b'-' | b',') {
+                    e -= 1;
+                }
+                let w = &b[ws..e];
+                if inj_on && w.len() >= 20 && self.encoded_injection(w, depth) {
+                    out.push(Raw { kind: "injection.encoded_payload", cat: Category::Injection, start: ws, end: e, conf: 0.9, prio: 3 });
+                }
+                if sec_on && w.len() <= 1024 && !(ws >= 7 && &b[ws - 7..ws] == b"base64,") {
+                    entropy_tokens(text, ws, e, has_ctx, out);
+                }
+            }
+        }
+    }
+
+    /// Does a base64 or hex token decode to text that holds injection?
+    fn encoded_injection(&self, w: &[u8], depth: u8) -> bool {
+        let w = &w[..w.len().min(65536)];
+        let mut buf = Vec::new();
+        let hex = w.len() >= 24 && w.len() % 2 == 0 && w.iter().all(|c| c.is_ascii_hexdigit());
+        let ok = if hex {
+            util::hex_decode(w, &mut buf)
+        } else {
+            let b64 = w.iter().all(|c| c.is_ascii_alphanumeric() || b"+/=_-".contains(c));
+            let mixed = w.iter().any(|c| c.is_ascii_uppercase()) && w.iter().any(|c| c.is_ascii_lowercase());
+            b64 && mixed && util::base64_decode(w, &mut buf)
+        };
+        if !ok || buf.len() < 12 || util::printable_share(&buf) < 0.9 {
+            return false;
+        }
+        let s = String::from_utf8_lossy(&buf);
+        let raw = self.scan_raw(&s, None, INJECTION, depth + 1);
+        raw.iter().any(|r| r.conf >= 0.6 && r.kind != "injection.exfil_link")
+    }
+
+    fn finish(&self, text: &str, mut raw: Vec<Raw<'_>>) -> Vec<Finding> {
+        raw.retain(|r| {
+            r.conf >= self.min_conf
+                && r.end > r.start
+                && r.end <= text.len()
+                && !self.allow_kinds.iter().any(|k| match k.strip_suffix('*') {
+                    Some(p) => r.kind.starts_with(p),
+                    None => r.kind == k,
+                })
+        });
+        if !self.allow_values.is_empty() || self.allow_re.is_some() {
+            raw.retain(|r| {
+                let v = &text[r.start..r.end];
+                !self.allow_values.contains(v) && !self.allow_re.as_ref().is_some_and(|re| re.is_match(v))
+            });
+        }
+        // known documentation examples
+        raw.retain(|r| r.cat != Category::Secret || !is_doc_example(&text[r.start..r.end]));
+        // overlaps: within a category keep the better finding (injection: within a kind)
+        raw.sort_by(|a, b| {
+            let ka = (a.cat, if a.cat == Category::Injection { a.kind } else { "" });
+            let kb = (b.cat, if b.cat == Category::Injection { b.kind } else { "" });
+            ka.cmp(&kb).then(a.start.cmp(&b.start)).then(b.end.cmp(&a.end))
+        });
+        let mut kept: Vec<Raw<'_>> = Vec::with_capacity(raw.len());
+        for r in raw {
+            if let Some(last) = kept.last_mut() {
+                let same_group = last.cat == r.cat && (r.cat != Category::Injection || last.kind == r.kind);
+                if same_group && r.start < last.end {
+                    let better = (r.prio, r.conf, r.end - r.start) > (last.prio, last.conf, last.end - last.start);
+                    if better {
+                        *last = r;
+                    }
+                    continue;
+                }
+            }
+            kept.push(r);
+        }
+        kept.sort_by(|a, b| a.start.cmp(&b.start).then(a.end.cmp(&b.end)).then(a.kind.cmp(b.kind)));
+        kept.truncate(self.max_findings);
+        kept.into_iter()
+            .map(|r| Finding { kind: r.kind.to_string(), category: r.cat, start: r.start, end: r.end, confidence: (r.conf * 100.0).round() / 100.0, pointer: None })
+            .collect()
+    }
+}
+
+fn push_ip(out: &mut Vec<Raw<'_>>, s: usize, e: usize, private: bool, cats: u8) {
+    if private {
+        if cats & INTERNAL != 0 {
+            out.push(Raw { kind: "internal.private_address", cat: Category::Internal, start: s, end: e, conf: 0.8, prio: 3 });
+        }
+    } else if cats & PII != 0 {
+        out.push(Raw { kind: "pii.ip_address", cat: Category::Pii, start: s, end: e, conf: 0.85, prio: 3 });
+    }
+}
+
+const LOWER: u8 = 1;
+const UPPER: u8 = 2;
+const DIGIT: u8 = 4;
+const SYM: u8 = 8;
+const AT: u8 = 16;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if c.is_ascii_lowercase() {
+            LOWER
+        } else if c.is_ascii_uppercase() {
+            UPPER
+        } else if c.is_ascii_digit() {
+            DIGIT
+        } else if c == b'@' {
+            AT
+        } else if matches!(c, b'+' | b'/' | b'=' | b'_' | b'-' | b'.') {
+            SYM
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// High-entropy tokens (unknown secrets) inside the word `ws..we`.
+fn entropy_tokens<'e>(text: &str, ws: usize, we: usize, has_ctx: &dyn Fn(u16, usize) -> bool, out: &mut Vec<Raw<'e>>) {
+    let b = text.as_bytes();
+    let w = &b[ws..we];
+    let split = w.windows(2).any(|x| x == b"//") || w[0] == b'/' || w.contains(&b'.');
+    let mut push = |s: usize, e: usize| {
+        let t = &b[s..e];
+        if t.len() < 20 {
+            return;
+        }
+        let (mut lo, mut up, mut di) = (0usize, 0usize, 0usize);
+        for &c in t {
+            lo += c.is_ascii_lowercase() as usize;
+            up += c.is_ascii_uppercase() as usize;
+            di += c.is_ascii_digit() as usize;
+        }
+        let ctx = has_ctx(CTX_SECRET, s);
+        let hex = t.iter().all(|c| c.is_ascii_hexdigit()) && (lo == 0 || up == 0);
+        let conf;
+        if hex {
+            if t.len() < 32 || !ctx || di == 0 || shannon_entropy(t) < 3.0 {
+                return;
+            }
+            conf = 0.7;
+        } else {
+            if lo < 2 || up < 2 || di < 2 || di * 10 > t.len() * 8 {
+                return;
+            }
+            let l = (t.len().min(64) as f32).log2();
+            let thr = (0.85 * l).min(4.5);
+            if shannon_entropy(t) < thr {
+                return;
+            }
+            // camelCase identifiers and words with a few digits: many runs of lowercase letters
+            let transitions = t.windows(2).filter(|x| x[0].is_ascii_lowercase() != x[1].is_ascii_lowercase()).count();
+            if transitions * 3 < t.len() {
+                return;
+            }
+            conf = if ctx { 0.8 } else { 0.55 };
+        }
+        out.push(Raw { kind: "secret.high_entropy", cat: Category::Secret, start: s, end: e, conf, prio: 0 });
+    };
+    if split {
+        let mut s = ws;
+        for k in ws..=we {
+            if k == we || b[k] == b'.' || b[k] == b'/' {
+                push(s, k);
+                s = k + 1;
+            }
+        }
+    } else {
+        push(ws, we);
+    }
+}
+
+/// Hidden code points starting at `s`: the end of the run and the finding, if any.
+fn hidden_run<'e>(text: &str, s: usize) -> Option<(usize, Option<Raw<'e>>)> {
+    let mut it = text[s..].char_indices();
+    let mut end = s;
+    let mut count = 0;
+    let mut kind: Option<(&'static str, f32)> = None;
+    for (off, ch) in it.by_ref() {
+        match hidden_char(ch) {
+            Some(k) => {
+                count += 1;
+                end = s + off + ch.len_utf8();
+                kind = Some(match kind {
+                    None => k,
+                    Some(old) if k.0.ends_with(".tag") || (k.0.ends_with(".bidi") && !old.0.ends_with(".tag")) => k,
+                    Some(old) => old,
+                });
+            }
+            None => break,
+        }
+    }
+    let (k, base) = kind?;
+    if s == 0 && text.starts_with('\u{FEFF}') && count == 1 {
+        return Some((end, None));
+    }
+    let prev = text[..s].chars().next_back();
+    let next = text[end..].chars().next();
+    let ascii_neighbours = prev.is_none_or(|c| c.is_ascii()) && next.is_none_or(|c| c.is_ascii());
+    let conf = if k.ends_with(".tag") {
+        base
+    } else if count >= 2 {
+        if k.ends_with(".variation_selector") && !ascii_neighbours {
+            return Some((end, None));
+        }
+        0.85
+    } else if !ascii_neighbours {
+        // ZWJ in emoji, ZWNJ in Indic and Persian, marks in right-to-left text, VS16 after emoji
+        return Some((end, None));
+    } else if text[s..end].starts_with('\u{00AD}') {
+        0.35
+    } else {
+        base.max(0.55)
+    };
+    Some((end, Some(Raw { kind: k, cat: Category::Injection, start: s, end, conf, prio: 3 })))
+}
+
+fn generic_ok(key: &str, v: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    const NOT_SECRET_KEYS: &[&str] = &[
+        "count", "length", "len", "size", "type", "name", "_id", "url", "uri", "path", "file", "expir", "ttl",
+        "limit", "index", "max", "min", "timeout", "format", "field", "label", "hint", "prompt", "policy",
+        "enabled", "required", "endpoint", "header", "algorithm", "usage", "passenger", "passage", "passport",
+        "passive", "bypass", "compass", "tokeniz", "_at", "pass_rate", "passed", "mode", "version", "manager",
+        "store", "provider", "service", "kind", "strength", "reset", "_in", "secretary",
+    ];
+    if NOT_SECRET_KEYS.iter().any(|x| k.contains(x)) {
+        return false;
+    }
+    if is_placeholder(v) {
+        return false;
+    }
+    let vb = v.as_bytes();
+    // code references: calls, attribute paths, variables
+    if v.contains('(') || v.starts_with("self.") || v.starts_with("this.") || v.starts_with("config.") || v.starts_with("settings.") || v.starts_with('$') || v.starts_with('%') {
+        return false;
+    }
+    if vb.iter().all(|c| c.is_ascii_lowercase() || *c == b'_' || *c == b'.') {
+        return false;
+    }
+    if vb.iter().all(|c| c.is_ascii_alphabetic()) && !(v.len() >= 16 && vb.iter().any(|c| c.is_ascii_uppercase()) && vb.iter().any(|c| c.is_ascii_lowercase())) {
+        return false;
+    }
+    if vb.iter().all(|c| c.is_ascii_uppercase() || *c == b'_') {
+        return false;
+    }
+    if vb.iter().all(|c| c.is_ascii_digit()) && v.len() < 8 {
+        return false;
+    }
+    true
+}
+
+fn secret_key(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    const YES: &[&str] = &[
+        "password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "api-key", "private_key", "privatekey",
+        "credential", "access_key", "accesskey", "client_secret", "auth", "session_key", "signing_key", "passphrase",
+    ];
+    const NO: &[&str] = &[
+        "url", "uri", "name", "_id", "count", "type", "length", "expir", "_at", "file", "path", "hint", "policy",
+        "label", "enabled", "required", "author", "method", "provider", "usage", "limit", "format", "endpoint",
+    ];
+    YES.iter().any(|y| k.contains(y)) && !NO.iter().any(|x| k.contains(x))
+}
+
+fn value_like_secret(v: &str) -> bool {
+    (6..=512).contains(&v.len()) && !v.contains(char::is_whitespace) && !is_placeholder(v) && !v.starts_with("http") && !v.starts_with('/')
+}
+
+fn looks_like_name_value(v: &str) -> bool {
+    let words: Vec<&str> = v.split(' ').collect();
+    (1..=4).contains(&words.len())
+        && v.len() <= 60
+        && words.iter().all(|w| {
+            let mut c = w.chars();
+            c.next().is_some_and(|f| f.is_uppercase()) && c.all(|x| x.is_lowercase() || x == '-' || x == '\'' || x == '.')
+        })
+        && words.len() >= 2
+}
+
+fn key_context(k: &str) -> u32 {
+    let k = k.to_ascii_lowercase();
+    let mut m = 0u32;
+    let mut set = |c: u16, words: &[&str]| {
+        if words.iter().any(|w| k.contains(w)) {
+            m |= 1 << c;
+        }
+    };
+    set(pii::CTX_PHONE, &["phone", "mobile", "tel", "fax", "cell"]);
+    set(pii::CTX_CARD, &["card", "pan", "cc_number"]);
+    set(pii::CTX_SSN, &["ssn", "social_security"]);
+    set(pii::CTX_DOB, &["dob", "birth"]);
+    set(CTX_SECRET, &["key", "token", "secret", "password", "auth"]);
+    if ["name", "full_name", "fullname", "first_name", "last_name", "customer", "contact", "author", "owner", "assignee", "patient", "employee"]
+        .iter()
+        .any(|w| k == *w || k.ends_with(&format!("_{w}")) || k.ends_with(w) && k.len() <= 12)
+        && !k.contains("file")
+        && !k.contains("user")
+        && !k.contains("host")
+        && !k.contains("tool")
+        && !k.contains("type")
+    {
+        m |= 1 << CTX_NAME;
+    }
+    m
+}
+
+fn is_doc_example(v: &str) -> bool {
+    v.contains("EXAMPLE") || v.contains("example") || v == "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut o = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o
+}

@@ -1,0 +1,67 @@
+//! Literal-triggered rules: the shape shared by secret, internal, injection and PII rules.
+
+use crate::Category;
+
+/// What a rule checks after its regex matched.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Check {
+    None,
+    /// The reported value is not a placeholder (`${X}`, `changeme`, `xxxx`...).
+    NotPlaceholder,
+    /// Generic `key = value` assignment: not a placeholder, not a code reference, some variety.
+    Generic,
+    /// Shannon entropy of the reported value at least this.
+    Entropy(f32),
+    /// Markdown/HTML image or link: the URL carries data to an outside host.
+    ExfilUrl { image: bool },
+    /// Hidden HTML (comment, invisible style): report only if the hidden text reads as instructions.
+    HiddenInstr,
+    /// A person name: next word capitalised, not a common word.
+    Name,
+    /// Windows/Unix path: more than the bare prefix.
+    Path,
+}
+
+/// A rule: a regex run at the hits of its literal triggers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spec {
+    pub kind: &'static str,
+    pub cat: Category,
+    /// Literals; one of them occurs in every match, starting at most `back` bytes in.
+    pub triggers: &'static [&'static str],
+    /// The regex. Group 1, if any, is the reported span.
+    pub re: &'static str,
+    pub conf: f32,
+    /// How far before the trigger the match may start (0: the match starts at the trigger).
+    pub back: usize,
+    /// The longest match.
+    pub max_len: usize,
+    pub check: Check,
+    /// Overlaps in one category keep the higher priority.
+    pub prio: u8,
+    /// The trigger must not follow a letter or digit.
+    pub left_bound: bool,
+    /// Also add Capitalised and UPPER variants of the triggers (the automaton is case-sensitive).
+    pub case_variants: bool,
+}
+
+pub(crate) const fn spec(kind: &'static str, cat: Category, triggers: &'static [&'static str], re: &'static str) -> Spec {
+    Spec {
+        kind,
+        cat,
+        triggers,
+        re,
+        conf: 0.9,
+        back: 0,
+        max_len: 512,
+        check: Check::None,
+        prio: 3,
+        left_bound: true,
+        case_variants: false,
+    }
+}
+
+/// A secret rule with a provider prefix (case-sensitive).
+pub(crate) const fn sec(kind: &'static str, triggers: &'static [&'static str], re: &'static str) -> Spec {
+    spec(kind, Category::Secret, triggers, re)
+}
