@@ -1,0 +1,1102 @@
+//! The MCP Streamable HTTP endpoints: POST (messages), GET (server stream), DELETE (end session),
+//! for `/mcp/{connector}` and the federated `/mcp`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use portcullis_core::{CorrelationId, Decision, Event, EventKind, Outcome};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::Inner;
+use crate::federation;
+use crate::jsonrpc::{
+    self, Body as RpcBody, Id, Kind, Message, code, error_response, result_response, upstream_head,
+};
+use crate::session::{LiveSession, Scope};
+use crate::upstream::{Exchange, RequestCtx, UpstreamError};
+
+/// Protocol revisions the gateway speaks with clients, newest first.
+pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// What we answer when a client asks for a version we do not know.
+pub const DEFAULT_VERSION: &str = "2025-11-25";
+
+/// What one HTTP request carries besides its body.
+pub struct RequestInfo {
+    pub correlation: CorrelationId,
+    pub traceparent: String,
+    pub session_id: Option<String>,
+    pub accept_sse: bool,
+    pub accept_json: bool,
+    pub protocol_headers: Vec<(http::HeaderName, HeaderValue)>,
+    pub source: Option<String>,
+    pub started: Instant,
+}
+
+/// The answer to one client message.
+pub enum Reply {
+    Json(StatusCode, Bytes),
+    Sse(mpsc::Receiver<Bytes>),
+    Accepted,
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl Inner {
+    fn request_info(&self, headers: &HeaderMap, source: Option<String>) -> RequestInfo {
+        let correlation = header_str(headers, "traceparent")
+            .and_then(CorrelationId::from_traceparent)
+            .or_else(|| {
+                header_str(headers, "x-request-id").and_then(CorrelationId::from_request_id)
+            })
+            .unwrap_or_else(|| CorrelationId::generate(&mut rand::rng()));
+        let traceparent = correlation.to_traceparent(&mut rand::rng());
+        let accept = header_str(headers, "accept")
+            .unwrap_or("*/*")
+            .to_ascii_lowercase();
+        let any = accept.contains("*/*");
+        let mut protocol_headers = Vec::new();
+        for name in ["mcp-method", "mcp-name"] {
+            if let Some(v) = headers.get(name) {
+                protocol_headers.push((http::HeaderName::from_static(name), v.clone()));
+            }
+        }
+        RequestInfo {
+            correlation,
+            traceparent,
+            session_id: header_str(headers, "mcp-session-id").map(str::to_string),
+            accept_sse: any || accept.contains("text/event-stream"),
+            accept_json: any || accept.contains("application/json"),
+            protocol_headers,
+            source,
+            started: Instant::now(),
+        }
+    }
+
+    pub(crate) fn ctx_pub(&self, info: &RequestInfo) -> RequestCtx {
+        self.ctx(info, self.config.request_timeout)
+    }
+
+    fn ctx(&self, info: &RequestInfo, timeout: Duration) -> RequestCtx {
+        RequestCtx {
+            traceparent: Some(info.traceparent.clone()),
+            request_id: Some(info.correlation.to_string()),
+            protocol_headers: info.protocol_headers.clone(),
+            timeout,
+        }
+    }
+
+    fn event(
+        &self,
+        info: &RequestInfo,
+        kind: EventKind,
+        connector: Option<&str>,
+        method: Option<&str>,
+    ) -> Event {
+        let mut e = Event::new(self.clock.now(), info.correlation.clone(), kind);
+        e.source = info.source.clone();
+        e.session = info.session_id.clone();
+        e.connector = connector.map(str::to_string);
+        e.method = method.map(str::to_string);
+        e
+    }
+
+    /// Records the event of one message and its metrics.
+    pub(crate) fn finish_event(&self, mut e: Event, info: &RequestInfo, response_bytes: usize) {
+        e.latency_us = info.started.elapsed().as_micros() as u64;
+        e.response_bytes = response_bytes as u64;
+        let outcome = match &e.outcome {
+            Outcome::Ok { tool_error: false } => "ok",
+            Outcome::Ok { tool_error: true } => "tool_error",
+            _ => "error",
+        };
+        if matches!(e.kind, EventKind::McpRequest) {
+            self.metrics.observe(
+                e.connector.as_deref().unwrap_or("federated"),
+                e.method.as_deref().unwrap_or(""),
+                e.target.as_deref(),
+                outcome,
+                e.latency_us as f64 / 1e6,
+            );
+        }
+        self.sink.record(e);
+    }
+
+    fn connector_index(&self, name: &str) -> Option<usize> {
+        self.connector_names.iter().position(|n| n == name)
+    }
+
+    fn timeout_of(&self, index: usize) -> Duration {
+        self.config
+            .connectors
+            .get(index)
+            .map(|c| c.timeout)
+            .unwrap_or(self.config.request_timeout)
+    }
+}
+
+/// An HTTP error with a JSON-RPC error body (id null).
+fn http_error(status: StatusCode, code: i64, message: &str) -> Reply {
+    Reply::Json(status, error_response(&Id::null(), code, message))
+}
+
+fn outcome_of(bytes: &[u8], method: Option<&str>) -> Outcome {
+    match upstream_head(bytes) {
+        Some(h) if h.error_code.is_some() => Outcome::Error {
+            code: h.error_code.unwrap_or(0),
+            origin: "upstream".into(),
+        },
+        Some(_) => Outcome::Ok {
+            tool_error: method == Some("tools/call") && jsonrpc::tool_result_is_error(bytes),
+        },
+        None => Outcome::Error {
+            code: code::UPSTREAM_PROTOCOL,
+            origin: "gateway".into(),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct Target<'a> {
+    #[serde(borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    uri: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn target_of(params: Option<&RawValue>) -> Option<String> {
+    let t: Target = serde_json::from_str(params?.get()).ok()?;
+    t.name.or(t.uri).map(|c| c.into_owned())
+}
+
+/// Methods forwarded on `/mcp/{connector}`; anything else is refused without reaching the
+/// connector (fail closed).
+const FORWARDED_METHODS: &[&str] = &[
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/result",
+    "tasks/list",
+    "tasks/cancel",
+];
+
+const FORWARDED_NOTIFICATIONS: &[&str] = &[
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/roots/list_changed",
+    "notifications/progress",
+];
+
+// ---------------------------------------------------------------------------------------------
+// HTTP entry points
+
+fn source_of(ext: &http::Extensions) -> Option<String> {
+    ext.get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// POST `/mcp/{connector}`.
+pub(crate) async fn post_connector(
+    State(inner): State<Arc<Inner>>,
+    Path(connector): Path<String>,
+    req: axum::extract::Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let info = inner.request_info(&headers, source_of(&parts.extensions));
+    let Some(index) = inner.connector_index(&connector) else {
+        inner.metrics.rejected.inc();
+        let msg = format!(
+            "unknown connector {connector:?}; the connectors are: {}",
+            inner.connector_names.join(", ")
+        );
+        return respond(
+            &info,
+            http_error(StatusCode::NOT_FOUND, code::INVALID_REQUEST, &msg),
+            None,
+        );
+    };
+    post(
+        inner,
+        Scope::Connector(connector),
+        Some(index),
+        info,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// POST `/mcp`.
+pub(crate) async fn post_federated(
+    State(inner): State<Arc<Inner>>,
+    req: axum::extract::Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let info = inner.request_info(&headers, source_of(&parts.extensions));
+    post(inner, Scope::Federated, None, info, headers, body).await
+}
+
+async fn post(
+    inner: Arc<Inner>,
+    scope: Scope,
+    index: Option<usize>,
+    info: RequestInfo,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Some(reply) = check_origin(&inner, &headers) {
+        return respond(&info, reply, None);
+    }
+    let ct = header_str(&headers, "content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !ct.starts_with("application/json") {
+        inner.metrics.rejected.inc();
+        let msg = format!("Content-Type must be application/json, found {ct:?}");
+        return respond(
+            &info,
+            http_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code::INVALID_REQUEST,
+                &msg,
+            ),
+            None,
+        );
+    }
+    if !info.accept_json && !info.accept_sse {
+        inner.metrics.rejected.inc();
+        let msg = "Accept must include application/json and text/event-stream";
+        return respond(
+            &info,
+            http_error(StatusCode::NOT_ACCEPTABLE, code::INVALID_REQUEST, msg),
+            None,
+        );
+    }
+    let limit = inner.config.max_body_bytes;
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            inner.metrics.rejected.inc();
+            let reply = if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                http_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    code::LIMIT,
+                    &format!(
+                        "the request body exceeds the limit of {limit} bytes (limits.max_body_bytes)"
+                    ),
+                )
+            } else {
+                http_error(
+                    StatusCode::BAD_REQUEST,
+                    code::PARSE_ERROR,
+                    &format!("could not read the body: {e}"),
+                )
+            };
+            return respond(&info, reply, None);
+        }
+    };
+    let parsed = match jsonrpc::parse_body(&bytes, inner.config.max_batch) {
+        Ok(p) => p,
+        Err(e) => {
+            inner.metrics.rejected.inc();
+            let (c, m) = e.to_error();
+            let mut ev = inner.event(
+                &info,
+                EventKind::Http,
+                index.map(|i| inner.connector_names[i].as_str()),
+                None,
+            );
+            ev.decision = Decision::Deny;
+            ev.reasons.push("invalid_body".into());
+            ev.outcome = Outcome::Error {
+                code: c,
+                origin: "gateway".into(),
+            };
+            ev.request_bytes = bytes.len() as u64;
+            inner.finish_event(ev, &info, 0);
+            return respond(&info, http_error(StatusCode::BAD_REQUEST, c, &m), None);
+        }
+    };
+    match parsed {
+        RpcBody::Single(Err(invalid)) => {
+            inner.metrics.rejected.inc();
+            let reply = Reply::Json(
+                StatusCode::BAD_REQUEST,
+                error_response(&invalid.id, invalid.code, &invalid.message),
+            );
+            respond(&info, reply, None)
+        }
+        RpcBody::Single(Ok(msg)) => {
+            let (reply, new_session) = handle(&inner, &scope, index, &info, msg).await;
+            respond(&info, reply, new_session.as_deref())
+        }
+        RpcBody::Batch(items) => {
+            if items
+                .iter()
+                .any(|m| matches!(m, Ok(m) if m.method.as_deref() == Some("initialize")))
+            {
+                let reply = http_error(
+                    StatusCode::BAD_REQUEST,
+                    code::INVALID_REQUEST,
+                    "initialize must not be part of a batch",
+                );
+                return respond(&info, reply, None);
+            }
+            let mut out = Vec::new();
+            for item in items {
+                match item {
+                    Err(invalid) => {
+                        out.push(error_response(&invalid.id, invalid.code, &invalid.message))
+                    }
+                    Ok(msg) => {
+                        let (reply, _) = handle(&inner, &scope, index, &info, msg).await;
+                        match reply {
+                            Reply::Json(_, b) => out.push(b),
+                            Reply::Sse(mut rx) => {
+                                // In a batch the answers come back together as JSON; the last
+                                // message of the stream is the response.
+                                let mut last = None;
+                                while let Some(m) = rx.recv().await {
+                                    last = Some(m);
+                                }
+                                out.extend(last);
+                            }
+                            Reply::Accepted => {}
+                        }
+                    }
+                }
+            }
+            if out.is_empty() {
+                return respond(&info, Reply::Accepted, None);
+            }
+            let mut body = Vec::with_capacity(out.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
+            body.push(b'[');
+            for (i, b) in out.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(b);
+            }
+            body.push(b']');
+            respond(&info, Reply::Json(StatusCode::OK, Bytes::from(body)), None)
+        }
+    }
+}
+
+/// DNS-rebinding defence: a browser page on another origin must not drive the gateway.
+fn check_origin(inner: &Inner, headers: &HeaderMap) -> Option<Reply> {
+    let origin = header_str(headers, "origin")?;
+    let host = origin
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let hostname = if host.starts_with('[') {
+        host.split(']').next().map(|h| &h[1..]).unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    let loopback = matches!(hostname, "localhost" | "127.0.0.1" | "::1");
+    if loopback {
+        return None;
+    }
+    inner.metrics.rejected.inc();
+    Some(http_error(
+        StatusCode::FORBIDDEN,
+        code::INVALID_REQUEST,
+        &format!("requests from origin {origin:?} are not allowed"),
+    ))
+}
+
+fn respond(info: &RequestInfo, reply: Reply, new_session: Option<&str>) -> Response {
+    let mut resp = match reply {
+        Reply::Json(status, body) => {
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Reply::Accepted => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::ACCEPTED;
+            r
+        }
+        Reply::Sse(rx) => sse_response(rx, None),
+    };
+    if let Ok(v) = HeaderValue::from_str(info.correlation.as_str()) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    if let Some(sid) = new_session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        resp.headers_mut().insert("mcp-session-id", sid);
+    }
+    resp
+}
+
+fn sse_frame(msg: &[u8]) -> Bytes {
+    let mut b = Vec::with_capacity(msg.len() + 24);
+    b.extend_from_slice(b"event: message\ndata: ");
+    b.extend_from_slice(msg);
+    b.extend_from_slice(b"\n\n");
+    Bytes::from(b)
+}
+
+fn sse_response(rx: mpsc::Receiver<Bytes>, keep_alive: Option<Duration>) -> Response {
+    let messages = tokio_stream_from(rx).map(|m| Ok::<_, Infallible>(sse_frame(&m)));
+    let body = match keep_alive {
+        None => Body::from_stream(messages),
+        Some(every) => {
+            let pings = futures::stream::unfold((), move |_| async move {
+                tokio::time::sleep(every).await;
+                Some((
+                    Ok::<_, Infallible>(Bytes::from_static(b": keep-alive\n\n")),
+                    (),
+                ))
+            });
+            // End when the message stream ends, not when the pings would.
+            let merged = futures::stream::select(
+                messages
+                    .map(Some)
+                    .chain(futures::stream::once(async { None })),
+                pings.map(Some),
+            )
+            .take_while(|m| futures::future::ready(m.is_some()))
+            .filter_map(futures::future::ready);
+            Body::from_stream(merged)
+        }
+    };
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Bytes> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// GET `/mcp/{connector}` and `/mcp`: the server-to-client stream of a session.
+pub(crate) async fn get_stream(
+    State(inner): State<Arc<Inner>>,
+    path: Option<Path<String>>,
+    headers: HeaderMap,
+) -> Response {
+    let info = inner.request_info(&headers, None);
+    if let Some(reply) = check_origin(&inner, &headers) {
+        return respond(&info, reply, None);
+    }
+    let scope = match &path {
+        Some(Path(c)) if inner.connector_index(c).is_none() => {
+            return respond(
+                &info,
+                http_error(
+                    StatusCode::NOT_FOUND,
+                    code::INVALID_REQUEST,
+                    &format!("unknown connector {c:?}"),
+                ),
+                None,
+            );
+        }
+        Some(Path(c)) => Scope::Connector(c.clone()),
+        None => Scope::Federated,
+    };
+    if !header_str(&headers, "accept")
+        .unwrap_or("")
+        .contains("text/event-stream")
+    {
+        return respond(
+            &info,
+            http_error(
+                StatusCode::NOT_ACCEPTABLE,
+                code::INVALID_REQUEST,
+                "GET needs Accept: text/event-stream",
+            ),
+            None,
+        );
+    }
+    let session = match session_for(&inner, &scope, &info).await {
+        Ok(s) => s,
+        Err(reply) => return respond(&info, reply, None),
+    };
+    let (tx, rx) = mpsc::channel(256);
+    session.open_get(tx);
+    let mut r = sse_response(rx, Some(Duration::from_secs(25)));
+    if let Ok(v) = HeaderValue::from_str(info.correlation.as_str()) {
+        r.headers_mut().insert("x-request-id", v);
+    }
+    r
+}
+
+/// DELETE: ends a session.
+pub(crate) async fn delete_session(
+    State(inner): State<Arc<Inner>>,
+    path: Option<Path<String>>,
+    headers: HeaderMap,
+) -> Response {
+    let info = inner.request_info(&headers, None);
+    let scope = match &path {
+        Some(Path(c)) => Scope::Connector(c.clone()),
+        None => Scope::Federated,
+    };
+    let session = match session_for(&inner, &scope, &info).await {
+        Ok(s) => s,
+        Err(reply) => return respond(&info, reply, None),
+    };
+    let id = session.id();
+    inner.remove_session(&id).await;
+    let mut ev = inner.event(&info, EventKind::Http, None, Some("DELETE"));
+    ev.reasons.push("session_closed".into());
+    inner.finish_event(ev, &info, 0);
+    respond(
+        &info,
+        Reply::Json(StatusCode::OK, Bytes::from_static(b"{}")),
+        None,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+async fn session_for(
+    inner: &Arc<Inner>,
+    scope: &Scope,
+    info: &RequestInfo,
+) -> Result<Arc<LiveSession>, Reply> {
+    let Some(sid) = info.session_id.as_deref() else {
+        return Err(http_error(
+            StatusCode::BAD_REQUEST,
+            code::SESSION,
+            "missing Mcp-Session-Id header: send initialize first, then the session id it returns with every request",
+        ));
+    };
+    let gone = || {
+        http_error(
+            StatusCode::NOT_FOUND,
+            code::SESSION,
+            "unknown or expired session: initialize again to start a new one",
+        )
+    };
+    let session = match inner.sessions.get(sid).map(|s| s.clone()) {
+        Some(s) => s,
+        None => inner.rebuild_session(sid).await.ok_or_else(gone)?,
+    };
+    if session.record.lock().scope != *scope {
+        return Err(gone());
+    }
+    session.last_used.store(
+        inner.started.elapsed().as_secs(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Ok(session)
+}
+
+async fn handle(
+    inner: &Arc<Inner>,
+    scope: &Scope,
+    index: Option<usize>,
+    info: &RequestInfo,
+    msg: Message,
+) -> (Reply, Option<String>) {
+    if msg.kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
+        return inner.initialize(scope, index, info, msg).await;
+    }
+    let session = match session_for(inner, scope, info).await {
+        Ok(s) => s,
+        Err(reply) => return (reply, None),
+    };
+    let reply = match msg.kind {
+        Kind::Request => request(inner, &session, index, info, msg).await,
+        Kind::Notification => notification(inner, &session, info, msg).await,
+        Kind::Response => client_response(inner, &session, info, msg).await,
+    };
+    (reply, None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client requests
+
+async fn request(
+    inner: &Arc<Inner>,
+    session: &Arc<LiveSession>,
+    index: Option<usize>,
+    info: &RequestInfo,
+    msg: Message,
+) -> Reply {
+    let method = msg.method.clone().unwrap_or_default();
+    let id = msg.id.clone().unwrap_or_else(Id::null);
+    let connector_name = index.map(|i| inner.connector_names[i].clone());
+    let mut ev = inner.event(
+        info,
+        EventKind::McpRequest,
+        connector_name.as_deref(),
+        Some(&method),
+    );
+    ev.request_bytes = msg.raw.len() as u64;
+    ev.target = target_of(msg.params.as_deref());
+
+    let local = |ev: Event, body: Bytes| {
+        inner.finish_event(ev, info, body.len());
+        Reply::Json(StatusCode::OK, body)
+    };
+    let refuse = |mut ev: Event, c: i64, m: &str| {
+        ev.decision = Decision::Deny;
+        ev.outcome = Outcome::Error {
+            code: c,
+            origin: "gateway".into(),
+        };
+        let body = error_response(&id, c, m);
+        inner.finish_event(ev, info, body.len());
+        Reply::Json(StatusCode::OK, body)
+    };
+
+    if method == "ping" {
+        return local(ev, result_response(&id, "{}"));
+    }
+    match index {
+        Some(i) => {
+            if !FORWARDED_METHODS.contains(&method.as_str()) {
+                return refuse(
+                    ev,
+                    code::METHOD_NOT_FOUND,
+                    &format!("method {method:?} is not an MCP method the gateway forwards"),
+                );
+            }
+            forward(inner, session, i, id, msg.raw, info, ev).await
+        }
+        None => {
+            if federation::list_shape(&method).is_some() {
+                return match inner.federated_list(session, &method, &id, info).await {
+                    Ok(body) => local(ev, body),
+                    Err(e) => refuse(ev, code::UPSTREAM_UNAVAILABLE, &e),
+                };
+            }
+            if method == "logging/setLevel" {
+                inner.broadcast_request(session, &msg, info).await;
+                return local(ev, result_response(&id, "{}"));
+            }
+            let routed = match route_federated(inner, &method, &msg) {
+                Ok(r) => r,
+                Err((c, m)) => return refuse(ev, c, &m),
+            };
+            let (i, raw) = routed;
+            ev.connector = Some(inner.connector_names[i].clone());
+            ev.target = target_of(msg.params.as_deref()).map(|t| {
+                match t.split_once("__").or_else(|| t.split_once('+')) {
+                    Some((_, rest)) => rest.to_string(),
+                    None => t,
+                }
+            });
+            forward(inner, session, i, id, raw, info, ev).await
+        }
+    }
+}
+
+/// Finds the connector of a federated request and rewrites its name or URI to the connector's own.
+fn route_federated(
+    inner: &Inner,
+    method: &str,
+    msg: &Message,
+) -> Result<(usize, Bytes), (i64, String)> {
+    const ROUTED: &[&str] = &[
+        "tools/call",
+        "prompts/get",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "completion/complete",
+    ];
+    if !ROUTED.contains(&method) {
+        return Err((
+            code::METHOD_NOT_FOUND,
+            format!(
+                "method {method:?} is not available on the federated endpoint /mcp; use /mcp/{{connector}}"
+            ),
+        ));
+    }
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&msg.raw).map_err(|e| (code::INVALID_REQUEST, e.to_string()))?;
+    let params = v
+        .get_mut("params")
+        .ok_or((code::INVALID_PARAMS, format!("{method} needs params")))?;
+    let (field_path, is_uri): (&[&str], bool) = match method {
+        "tools/call" | "prompts/get" => (&["name"], false),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => (&["uri"], true),
+        "completion/complete" => match params.pointer("/ref/type").and_then(|t| t.as_str()) {
+            Some("ref/prompt") => (&["ref", "name"], false),
+            Some("ref/resource") => (&["ref", "uri"], true),
+            _ => {
+                return Err((
+                    code::INVALID_PARAMS,
+                    "completion/complete needs ref.type ref/prompt or ref/resource".into(),
+                ));
+            }
+        },
+        _ => {
+            return Err((
+                code::METHOD_NOT_FOUND,
+                format!(
+                    "method {method:?} is not available on the federated endpoint /mcp; use /mcp/{{connector}}"
+                ),
+            ));
+        }
+    };
+    let mut slot = &mut *params;
+    for key in field_path {
+        slot = slot.get_mut(*key).ok_or((
+            code::INVALID_PARAMS,
+            format!("{method} needs params.{}", field_path.join(".")),
+        ))?;
+    }
+    let full = slot.as_str().ok_or((
+        code::INVALID_PARAMS,
+        format!("params.{} must be a string", field_path.join(".")),
+    ))?;
+    let split = if is_uri {
+        federation::split_uri(full)
+    } else {
+        federation::split_name(full)
+    };
+    let hint = if is_uri {
+        "connector+uri"
+    } else {
+        "connector__name"
+    };
+    let (connector, rest) = split.ok_or((
+        code::INVALID_PARAMS,
+        format!("{full:?} is not a federated name ({hint})"),
+    ))?;
+    let i = inner.connector_index(connector).ok_or((
+        code::INVALID_PARAMS,
+        format!("{full:?} names no known connector ({connector:?})"),
+    ))?;
+    *slot = serde_json::Value::String(rest.to_string());
+    Ok((i, Bytes::from(serde_json::to_vec(&v).unwrap_or_default())))
+}
+
+/// Sends a request to connector `i` and relays what comes back: JSON when the response is the
+/// only message, otherwise an SSE stream with the related messages first.
+async fn forward(
+    inner: &Arc<Inner>,
+    session: &Arc<LiveSession>,
+    i: usize,
+    id: Id,
+    raw: Bytes,
+    info: &RequestInfo,
+    mut ev: Event,
+) -> Reply {
+    let Some(up) = session.upstream(i).cloned() else {
+        let m = format!(
+            "connector '{}' is not available in this session",
+            inner.connector_names[i]
+        );
+        ev.outcome = Outcome::Error {
+            code: code::UPSTREAM_UNAVAILABLE,
+            origin: "gateway".into(),
+        };
+        let body = error_response(&id, code::UPSTREAM_UNAVAILABLE, &m);
+        inner.finish_event(ev, info, body.len());
+        return Reply::Json(StatusCode::OK, body);
+    };
+    let timeout = inner.timeout_of(i);
+    let ctx = inner.ctx(info, timeout);
+    let deadline = tokio::time::Instant::now() + timeout;
+    session.begin(id.json(), i);
+    let rx = match up.request(id.json(), raw, &ctx).await {
+        Ok(rx) => rx,
+        Err(e) => {
+            session.end(id.json());
+            return upstream_failure(inner, &id, e, info, ev);
+        }
+    };
+    let method = ev.method.clone();
+    let mut rx = rx;
+    // Wait for the first message: if it is the response, answer with plain JSON.
+    loop {
+        match next(&mut rx, deadline, inner, i).await {
+            Err(e) => {
+                session.end(id.json());
+                cancel_upstream(&up, &id, &ctx, &e).await;
+                return upstream_failure(inner, &id, e, info, ev);
+            }
+            Ok(m) if is_final(&m, &id) => {
+                session.end(id.json());
+                ev.outcome = outcome_of(&m, method.as_deref());
+                inner.finish_event(ev, info, m.len());
+                return Reply::Json(StatusCode::OK, m);
+            }
+            Ok(m) => {
+                let m = session.to_client(i, m);
+                if !info.accept_sse {
+                    session.deliver(m);
+                    continue;
+                }
+                // Related messages first: switch to a stream.
+                let (tx, out) = mpsc::channel(64);
+                let _ = tx.try_send(m);
+                let key = session.register_post(tx.clone());
+                let (inner, session, info) = (inner.clone(), session.clone(), clone_info(info));
+                tokio::spawn(async move {
+                    let mut sent = 0usize;
+                    loop {
+                        match next(&mut rx, deadline, &inner, i).await {
+                            Err(e) => {
+                                cancel_upstream(&up, &id, &ctx, &e).await;
+                                ev.outcome = Outcome::Error {
+                                    code: e.code(),
+                                    origin: "gateway".into(),
+                                };
+                                ev.upstream_status = e.status();
+                                let body = error_response(&id, e.code(), &e.to_string());
+                                sent += body.len();
+                                let _ = tx.send(body).await;
+                                break;
+                            }
+                            Ok(m) if is_final(&m, &id) => {
+                                ev.outcome = outcome_of(&m, method.as_deref());
+                                sent += m.len();
+                                let _ = tx.send(m).await;
+                                break;
+                            }
+                            Ok(m) => {
+                                let m = session.to_client(i, m);
+                                sent += m.len();
+                                if tx.send(m).await.is_err() {
+                                    ev.outcome = Outcome::Cancelled;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    session.unregister_post(key);
+                    session.end(id.json());
+                    inner.finish_event(ev, &info, sent);
+                });
+                return Reply::Sse(out);
+            }
+        }
+    }
+}
+
+fn is_final(m: &Bytes, id: &Id) -> bool {
+    matches!(upstream_head(m), Some(h) if h.kind == Kind::Response && h.id.as_ref() == Some(id))
+}
+
+fn clone_info(info: &RequestInfo) -> RequestInfo {
+    RequestInfo {
+        correlation: info.correlation.clone(),
+        traceparent: info.traceparent.clone(),
+        session_id: info.session_id.clone(),
+        accept_sse: info.accept_sse,
+        accept_json: info.accept_json,
+        protocol_headers: info.protocol_headers.clone(),
+        source: info.source.clone(),
+        started: info.started,
+    }
+}
+
+async fn next(
+    rx: &mut Exchange,
+    deadline: tokio::time::Instant,
+    inner: &Inner,
+    i: usize,
+) -> Result<Bytes, UpstreamError> {
+    match tokio::time::timeout_at(deadline, rx.recv()).await {
+        Err(_) => Err(UpstreamError::Timeout {
+            connector: inner.connector_names[i].clone(),
+            after: inner.timeout_of(i),
+        }),
+        Ok(None) => Err(UpstreamError::Unavailable {
+            connector: inner.connector_names[i].clone(),
+            detail: "the connection closed before the response".into(),
+        }),
+        Ok(Some(r)) => r,
+    }
+}
+
+/// Tells the connector to stop working on a request the client will no longer get an answer to.
+async fn cancel_upstream(
+    up: &Arc<dyn crate::upstream::Upstream>,
+    id: &Id,
+    ctx: &RequestCtx,
+    e: &UpstreamError,
+) {
+    if matches!(e, UpstreamError::Timeout { .. }) {
+        let note = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{},"reason":"timed out at the gateway"}}}}"#,
+            id.json()
+        );
+        let ctx = RequestCtx {
+            timeout: Duration::from_secs(5),
+            ..ctx.clone()
+        };
+        let _ = up.send(Bytes::from(note), &ctx).await;
+    }
+}
+
+fn upstream_failure(
+    inner: &Inner,
+    id: &Id,
+    e: UpstreamError,
+    info: &RequestInfo,
+    mut ev: Event,
+) -> Reply {
+    tracing::warn!(correlation_id = %info.correlation, "{e}");
+    ev.outcome = Outcome::Error {
+        code: e.code(),
+        origin: "gateway".into(),
+    };
+    ev.upstream_status = e.status();
+    ev.reasons.push("upstream_failure".into());
+    let body = error_response(id, e.code(), &e.to_string());
+    inner.finish_event(ev, info, body.len());
+    Reply::Json(StatusCode::OK, body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client notifications and responses
+
+#[derive(Deserialize)]
+struct CancelParams<'a> {
+    #[serde(rename = "requestId", borrow)]
+    request_id: Option<&'a RawValue>,
+}
+
+async fn notification(
+    inner: &Arc<Inner>,
+    session: &Arc<LiveSession>,
+    info: &RequestInfo,
+    msg: Message,
+) -> Reply {
+    let method = msg.method.clone().unwrap_or_default();
+    let mut ev = inner.event(info, EventKind::McpNotification, None, Some(&method));
+    ev.request_bytes = msg.raw.len() as u64;
+    if !FORWARDED_NOTIFICATIONS.contains(&method.as_str()) {
+        // Not forwarded (fail closed), and a notification gets no answer: record and accept.
+        ev.decision = Decision::Deny;
+        ev.reasons.push("unknown_notification".into());
+        inner.finish_event(ev, info, 0);
+        return Reply::Accepted;
+    }
+    let ctx = inner.ctx(info, inner.config.request_timeout);
+    let targets: Vec<usize> = match method.as_str() {
+        "notifications/cancelled" => {
+            let rid = msg
+                .params
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<CancelParams>(p.get()).ok())
+                .and_then(|p| p.request_id.map(|r| r.get().to_string()));
+            rid.and_then(|r| session.inflight_connector(&r))
+                .into_iter()
+                .collect()
+        }
+        "notifications/initialized" => {
+            let record = {
+                let mut r = session.record.lock();
+                r.initialized = true;
+                r.clone()
+            };
+            inner.store.put(record).await;
+            (0..session.upstreams.len())
+                .filter(|i| session.upstream(*i).is_some())
+                .collect()
+        }
+        _ => (0..session.upstreams.len())
+            .filter(|i| session.upstream(*i).is_some())
+            .collect(),
+    };
+    for i in targets {
+        if let Some(up) = session.upstream(i) {
+            if let Err(e) = up.send(msg.raw.clone(), &ctx).await {
+                tracing::warn!(correlation_id = %info.correlation, "{e}");
+                ev.reasons
+                    .push(format!("not_delivered:{}", inner.connector_names[i]));
+            }
+            if method == "notifications/initialized" {
+                up.initialized();
+            }
+        }
+    }
+    inner.finish_event(ev, info, 0);
+    Reply::Accepted
+}
+
+async fn client_response(
+    inner: &Arc<Inner>,
+    session: &Arc<LiveSession>,
+    info: &RequestInfo,
+    msg: Message,
+) -> Reply {
+    let mut ev = inner.event(info, EventKind::ServerRequest, None, None);
+    ev.request_bytes = msg.raw.len() as u64;
+    let id = msg.id.clone().unwrap_or_else(Id::null);
+    let Some((i, orig)) = session.take_server_request(id.json()) else {
+        ev.decision = Decision::Deny;
+        ev.reasons.push("unknown_response_id".into());
+        ev.outcome = Outcome::Error {
+            code: code::INVALID_REQUEST,
+            origin: "gateway".into(),
+        };
+        inner.finish_event(ev, info, 0);
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            &format!(
+                "no server request with id {} is waiting for an answer",
+                id.json()
+            ),
+        );
+    };
+    ev.connector = Some(inner.connector_names[i].clone());
+    let mut v: serde_json::Value = match serde_json::from_slice(&msg.raw) {
+        Ok(v) => v,
+        Err(e) => return http_error(StatusCode::BAD_REQUEST, code::PARSE_ERROR, &e.to_string()),
+    };
+    v["id"] = serde_json::from_str(&orig).unwrap_or(serde_json::Value::Null);
+    let raw = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+    let ctx = inner.ctx(info, inner.timeout_of(i));
+    if let Some(up) = session.upstream(i)
+        && let Err(e) = up.send(raw, &ctx).await
+    {
+        ev.outcome = Outcome::Error {
+            code: e.code(),
+            origin: "gateway".into(),
+        };
+        inner.finish_event(ev, info, 0);
+        return http_error(StatusCode::BAD_GATEWAY, e.code(), &e.to_string());
+    }
+    inner.finish_event(ev, info, 0);
+    Reply::Accepted
+}

@@ -1,0 +1,122 @@
+//! Connections to connectors. One [`Upstream`] is one MCP session with one connector: over
+//! Streamable HTTP ([`http`]), or newline-delimited JSON-RPC with a supervised child process or
+//! the in-process demo ([`lines`]).
+
+pub mod http;
+pub mod lines;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+
+/// Why an upstream could not answer. Each says which connector and what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// Connection refused, process could not start, transport closed.
+    #[error("connector '{connector}' is unavailable: {detail}")]
+    Unavailable {
+        /// Connector name.
+        connector: String,
+        /// What happened.
+        detail: String,
+    },
+    /// No answer in time.
+    #[error("connector '{connector}' did not answer within {} ms", .after.as_millis())]
+    Timeout {
+        /// Connector name.
+        connector: String,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// The answer was not MCP (wrong content type, not JSON-RPC, HTTP error).
+    #[error("connector '{connector}' answered with something that is not MCP: {detail}")]
+    Protocol {
+        /// Connector name.
+        connector: String,
+        /// What was wrong.
+        detail: String,
+        /// HTTP status, when there was one.
+        status: Option<u16>,
+    },
+    /// The upstream no longer knows the session.
+    #[error("connector '{connector}' no longer knows this session; initialize again")]
+    SessionGone {
+        /// Connector name.
+        connector: String,
+    },
+}
+
+impl UpstreamError {
+    /// The JSON-RPC error code the client gets.
+    pub fn code(&self) -> i64 {
+        use crate::jsonrpc::code;
+        match self {
+            UpstreamError::Unavailable { .. } => code::UPSTREAM_UNAVAILABLE,
+            UpstreamError::Timeout { .. } => code::UPSTREAM_TIMEOUT,
+            UpstreamError::Protocol { .. } => code::UPSTREAM_PROTOCOL,
+            UpstreamError::SessionGone { .. } => code::SESSION,
+        }
+    }
+
+    /// HTTP status of the upstream's answer, if any.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            UpstreamError::Protocol { status, .. } => *status,
+            _ => None,
+        }
+    }
+}
+
+/// Per-request context passed upstream.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCtx {
+    /// `traceparent` to send (AU-1).
+    pub traceparent: Option<String>,
+    /// The correlation id, sent as `X-Request-Id`.
+    pub request_id: Option<String>,
+    /// Headers of the client's request that the protocol defines and that must reach the
+    /// upstream unchanged (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`).
+    pub protocol_headers: Vec<(::http::HeaderName, ::http::HeaderValue)>,
+    /// How long to wait for the answer.
+    pub timeout: Duration,
+}
+
+/// The messages an upstream sends in answer to one request: any related server messages
+/// (progress, elicitation...) and, last, the response. The channel closes after the response or
+/// with an error.
+pub type Exchange = mpsc::Receiver<Result<Bytes, UpstreamError>>;
+
+/// Server-initiated messages that are not tied to a request (or whose relation cannot be known)
+/// go to the session's inbox, tagged with the connector's index.
+pub type Inbox = mpsc::Sender<(usize, Bytes)>;
+
+/// One MCP session with one connector.
+pub trait Upstream: Send + Sync {
+    /// Sends a request (`id` is its JSON id text) and returns what comes back.
+    fn request<'a>(
+        &'a self,
+        id: &'a str,
+        message: Bytes,
+        ctx: &'a RequestCtx,
+    ) -> BoxFuture<'a, Result<Exchange, UpstreamError>>;
+
+    /// Sends a notification, or a response to a request the server made.
+    fn send<'a>(
+        &'a self,
+        message: Bytes,
+        ctx: &'a RequestCtx,
+    ) -> BoxFuture<'a, Result<(), UpstreamError>>;
+
+    /// Called once the client's `notifications/initialized` went through: open the server's
+    /// message stream if the transport has one.
+    fn initialized(&self) {}
+
+    /// Records the protocol version this upstream negotiated, for transports that send it with
+    /// every request.
+    fn set_protocol_version(&self, _version: &str) {}
+
+    /// Ends the session (HTTP DELETE, or stop the child process).
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
