@@ -1,0 +1,575 @@
+//! The audit log: a non-blocking queue in front of a group-committing writer (AU-1, AU-3).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use portcullis_core::{Clock, Decision, Event, EventSink};
+use portcullis_store::audit::{AppendBatch, EventQuery, EventRow, Head};
+use portcullis_store::{OpenMode, Store};
+use rand::RngCore;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::canonical::{self, Hash};
+use crate::keys::{HeadRecord, Signer};
+use crate::{AuditConfig, AuditError, AuditMetrics};
+
+/// Most attempts to commit one batch before its events are counted as dropped. With the backoff
+/// below this rides out about half a minute of database outage.
+const MAX_WRITE_ATTEMPTS: u32 = 10;
+
+enum Msg {
+    Event(Box<Event>),
+    Flush(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Filters for [`AuditLog::events`]; unset fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Events at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Events at or before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// Principal, exact.
+    pub principal: Option<String>,
+    /// Connector, exact.
+    pub connector: Option<String>,
+    /// Tool (the event's `target`), exact.
+    pub tool: Option<String>,
+    /// Decision.
+    pub decision: Option<Decision>,
+    /// Correlation id, exact.
+    pub correlation_id: Option<String>,
+    /// Events with at least one finding of this kind (`pii.email`...).
+    pub finding_kind: Option<String>,
+    /// At most this many events (oldest first).
+    pub limit: Option<usize>,
+}
+
+impl EventFilter {
+    /// The storage query for this filter; rejects a backwards time range.
+    pub fn to_query(&self) -> Result<EventQuery, AuditError> {
+        if let (Some(f), Some(t)) = (self.from, self.to)
+            && f > t
+        {
+            return Err(AuditError::BadTimeRange(format!(
+                "from ({}) is after to ({}); swap them",
+                f.to_rfc3339(),
+                t.to_rfc3339()
+            )));
+        }
+        Ok(EventQuery {
+            from_ns: self.from.as_ref().map(canonical::time_ns),
+            to_ns: self.to.as_ref().map(canonical::time_ns),
+            principal: self.principal.clone(),
+            connector: self.connector.clone(),
+            target: self.tool.clone(),
+            decision: self
+                .decision
+                .map(|d| canonical::decision_str(d).to_string()),
+            correlation_id: self.correlation_id.clone(),
+            finding_kind: self.finding_kind.clone(),
+            after_seq: None,
+            limit: self.limit.map(|l| l.min(i64::MAX as usize) as i64),
+        })
+    }
+}
+
+/// The tamper-evident audit log. Open it once per process and share the `Arc`.
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    store: Store,
+    cfg: AuditConfig,
+    signer: Arc<Signer>,
+    log_id: Vec<u8>,
+    metrics: Arc<AuditMetrics>,
+    closed: AtomicBool,
+    writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("database", &self.store.location())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything `open` learns about an existing log before writing to it.
+pub(crate) struct Opened {
+    pub store: Store,
+    pub signer: Signer,
+    pub log_id: Vec<u8>,
+}
+
+/// Opens the store and the key and checks that they belong together; shared by the server and
+/// the CLI commands that change the log.
+pub(crate) async fn open_parts(cfg: &AuditConfig, mode: OpenMode) -> Result<Opened, AuditError> {
+    cfg.validate()?;
+    let url = cfg.database_url()?;
+    let store = Store::open(&url, mode).await?;
+    let last_cp = store.last_checkpoint().await?;
+    let (_, max_seq, _) = store.event_bounds().await?;
+    let signer = if cfg.signing_key_path.exists()
+        || last_cp.is_some()
+        || max_seq.is_some()
+        || mode != OpenMode::CreateIfMissing
+    {
+        // A log that already has events must be continued with its own key, never a new one.
+        Signer::load(&cfg.signing_key_path)?
+    } else {
+        Signer::create(&cfg.signing_key_path)?
+    };
+    let mut id = [0u8; 16];
+    rand::rng().fill_bytes(&mut id);
+    let log_id_hex = store.meta_init("log_id", &hex::encode(id)).await?;
+    let log_id = hex::decode(&log_id_hex).map_err(|_| AuditError::Foreign {
+        location: store.location().to_string(),
+        detail: "its audit log id is not hex".into(),
+    })?;
+    let format = store.meta_init("format", "portcullis-audit-1").await?;
+    if format != "portcullis-audit-1" {
+        return Err(AuditError::Foreign {
+            location: store.location().to_string(),
+            detail: format!("its audit format is {format:?}, which this version does not read"),
+        });
+    }
+    if let Some(c) = &last_cp
+        && c.public_key != signer.verifying_key().as_bytes()
+    {
+        return Err(AuditError::Foreign {
+            location: store.location().to_string(),
+            detail: format!(
+                "its checkpoints are signed by key {}, but {} holds key {}; use the key this log was created with",
+                hex::encode(&c.public_key),
+                cfg.signing_key_path.display(),
+                signer.public_hex()
+            ),
+        });
+    }
+    Ok(Opened {
+        store,
+        signer,
+        log_id,
+    })
+}
+
+pub(crate) fn hash32(v: &[u8], seq: i64, location: &str) -> Result<Hash, AuditError> {
+    <Hash>::try_from(v).map_err(|_| AuditError::Damaged {
+        location: location.to_string(),
+        seq,
+        detail: "its stored chain hash is not 32 bytes".into(),
+    })
+}
+
+impl AuditLog {
+    /// Opens (creating when new) the log described by `cfg` and starts its writer task. Must be
+    /// called inside a Tokio runtime.
+    ///
+    /// Refuses a database signed by another key, a missing key for a log that has events, and a
+    /// log whose unsigned tail (left by a crash) does not chain; after a crash it signs the tail
+    /// it finds intact.
+    pub async fn open(
+        cfg: AuditConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<AuditLog>, AuditError> {
+        let Opened {
+            store,
+            signer,
+            log_id,
+        } = open_parts(&cfg, OpenMode::CreateIfMissing).await?;
+        let signer = Arc::new(signer);
+        let metrics = Arc::new(AuditMetrics::default());
+        let last_cp = recover_tail(
+            &store,
+            &signer,
+            &log_id,
+            clock.as_ref(),
+            cfg.head_path.as_deref(),
+            &metrics,
+        )
+        .await?;
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let writer = Writer {
+            store: store.clone(),
+            signer: signer.clone(),
+            log_id: log_id.clone(),
+            clock,
+            metrics: metrics.clone(),
+            max_batch: cfg.max_batch,
+            checkpoint_every: cfg.checkpoint_every,
+            checkpoint_interval_us: cfg.checkpoint_interval.as_micros().min(i64::MAX as u128)
+                as i64,
+            head_path: cfg.head_path.clone(),
+            cfg: cfg.clone(),
+            last_cp_seq: last_cp.0,
+            last_cp_time_us: last_cp.1,
+            head: None,
+        };
+        let handle = tokio::spawn(writer.run(rx));
+        Ok(Arc::new(AuditLog {
+            tx,
+            store,
+            cfg,
+            signer,
+            log_id,
+            metrics,
+            closed: AtomicBool::new(false),
+            writer: std::sync::Mutex::new(Some(handle)),
+        }))
+    }
+
+    /// The counters (events written, dropped, sink failures...).
+    pub fn metrics(&self) -> Arc<AuditMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The store, for the read side (search, export, verify) in the same process.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &AuditConfig {
+        &self.cfg
+    }
+
+    /// The public half of the checkpoint key, hex.
+    pub fn public_key_hex(&self) -> String {
+        self.signer.public_hex()
+    }
+
+    /// The log's random id, hex.
+    pub fn log_id_hex(&self) -> String {
+        hex::encode(&self.log_id)
+    }
+
+    /// Committed events matching `filter`, oldest first. Events removed by retention or erasure
+    /// are not returned.
+    pub async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, AuditError> {
+        let rows = self.store.search_events(&filter.to_query()?).await?;
+        rows.iter()
+            .map(|r| {
+                canonical::from_row(r).map_err(|detail| AuditError::Damaged {
+                    location: self.store.location().to_string(),
+                    seq: r.seq,
+                    detail,
+                })
+            })
+            .collect()
+    }
+
+    /// Flushes everything queued, writes a final signed checkpoint and stops the writer. Events
+    /// recorded afterwards are dropped and counted. Idempotent.
+    pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+}
+
+impl EventSink for AuditLog {
+    fn record(&self, event: Event) {
+        // AU-1: never block the data path. A full queue or a closed log loses the event, which is
+        // counted (and must stay 0: size the queue for bursts).
+        if self.closed.load(Ordering::Relaxed) {
+            AuditMetrics::add(&self.metrics.events_dropped, 1);
+            tracing::error!("audit event recorded after shutdown; dropped");
+            return;
+        }
+        match self.tx.try_send(Msg::Event(Box::new(event))) {
+            Ok(()) => AuditMetrics::add(&self.metrics.queue_depth, 1),
+            Err(_) => {
+                AuditMetrics::add(&self.metrics.events_dropped, 1);
+                tracing::error!("audit queue full or writer stopped; event dropped");
+            }
+        }
+    }
+
+    fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            // FIFO: the marker is handled after every event queued before it.
+            if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        })
+    }
+}
+
+/// After a crash the last batches may have been committed without a checkpoint: check they chain
+/// from the last checkpoint and sign them. Returns the last checkpoint's (seq, time).
+async fn recover_tail(
+    store: &Store,
+    signer: &Signer,
+    log_id: &[u8],
+    clock: &dyn Clock,
+    head_path: Option<&std::path::Path>,
+    metrics: &AuditMetrics,
+) -> Result<(i64, i64), AuditError> {
+    let loc = store.location().to_string();
+    let last = store.last_checkpoint().await?;
+    let (mut seq, mut prev) = match &last {
+        Some(c) => (c.seq, hash32(&c.hash, c.seq, &loc)?),
+        None => (0, canonical::genesis(log_id)),
+    };
+    let Some(head) = store.head().await? else {
+        return Ok((0, 0));
+    };
+    if head.seq < seq {
+        return Err(AuditError::Damaged {
+            location: loc,
+            seq: head.seq + 1,
+            detail: format!(
+                "the log ends at seq {} but a checkpoint covers seq {seq}: its tail was cut off",
+                head.seq
+            ),
+        });
+    }
+    if head.seq == seq {
+        return Ok(last.map(|c| (c.seq, c.time_us)).unwrap_or((0, 0)));
+    }
+    let mut buf = Vec::new();
+    while seq < head.seq {
+        let rows = store.events_by_seq(seq + 1, head.seq, 10_000).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            if r.seq != seq + 1 {
+                return Err(AuditError::Damaged {
+                    location: loc,
+                    seq: seq + 1,
+                    detail: "the event is missing".into(),
+                });
+            }
+            let leaf = match &r.leaf {
+                Some(l) => hash32(l, r.seq, &loc)?,
+                None => canonical::leaf(r, &mut buf),
+            };
+            let h = canonical::chain(&prev, r.seq, &leaf);
+            if h[..] != r.hash[..] {
+                return Err(AuditError::Damaged {
+                    location: loc,
+                    seq: r.seq,
+                    detail: "its content does not match its chain hash".into(),
+                });
+            }
+            prev = h;
+            seq = r.seq;
+        }
+    }
+    let now = clock.now().timestamp_micros();
+    let cp = signer.checkpoint(log_id, seq, &prev, now);
+    store.insert_checkpoint(&cp).await?;
+    AuditMetrics::add(&metrics.checkpoints_written, 1);
+    if let Some(p) = head_path {
+        write_head(p, &HeadRecord::new(signer, log_id, seq, &prev, now));
+    }
+    tracing::info!(seq, "signed the audit log tail left by an earlier run");
+    Ok((seq, now))
+}
+
+fn write_head(path: &std::path::Path, rec: &HeadRecord) {
+    if let Err(e) = rec.write(path) {
+        tracing::error!(path = %path.display(), error = %e, "cannot write the audit head record");
+    }
+}
+
+struct Writer {
+    store: Store,
+    signer: Arc<Signer>,
+    log_id: Vec<u8>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<AuditMetrics>,
+    cfg: AuditConfig,
+    max_batch: usize,
+    checkpoint_every: u64,
+    checkpoint_interval_us: i64,
+    head_path: Option<std::path::PathBuf>,
+    last_cp_seq: i64,
+    last_cp_time_us: i64,
+    /// The last head this writer committed.
+    head: Option<(i64, Hash)>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut batch: Vec<Event> = Vec::with_capacity(self.max_batch);
+        let mut flushes = Vec::new();
+        loop {
+            let Some(first) = rx.recv().await else {
+                // Every sender is gone (the log was dropped): nothing more can arrive.
+                self.final_checkpoint().await;
+                return;
+            };
+            let mut shutdown = None;
+            let mut next = Some(first);
+            while let Some(m) = next.take() {
+                match m {
+                    Msg::Event(e) => batch.push(*e),
+                    Msg::Flush(f) => flushes.push(f),
+                    Msg::Shutdown(s) => {
+                        shutdown = Some(s);
+                        break;
+                    }
+                }
+                if batch.len() >= self.max_batch {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            if !batch.is_empty() {
+                let n = batch.len() as u64;
+                self.metrics.queue_depth.fetch_sub(
+                    n.min(AuditMetrics::get(&self.metrics.queue_depth)),
+                    Ordering::Relaxed,
+                );
+                self.write_with_retry(&batch).await;
+                batch.clear();
+            }
+            for f in flushes.drain(..) {
+                let _ = f.send(());
+            }
+            if let Some(s) = shutdown {
+                // Anything still queued was recorded before shutdown began: write it too.
+                rx.close();
+                while let Ok(m) = rx.try_recv() {
+                    match m {
+                        Msg::Event(e) => batch.push(*e),
+                        Msg::Flush(f) => flushes.push(f),
+                        Msg::Shutdown(s) => {
+                            let _ = s.send(());
+                        }
+                    }
+                }
+                for chunk in batch.chunks(self.max_batch) {
+                    self.write_with_retry(chunk).await;
+                }
+                self.final_checkpoint().await;
+                for f in flushes.drain(..) {
+                    let _ = f.send(());
+                }
+                let _ = s.send(());
+                return;
+            }
+        }
+    }
+
+    async fn final_checkpoint(&mut self) {
+        let Some((seq, hash)) = self.head else { return };
+        if seq <= self.last_cp_seq {
+            return;
+        }
+        let now = self.clock.now().timestamp_micros();
+        let cp = self.signer.checkpoint(&self.log_id, seq, &hash, now);
+        match self.store.insert_checkpoint(&cp).await {
+            Ok(()) => {
+                AuditMetrics::add(&self.metrics.checkpoints_written, 1);
+                self.last_cp_seq = seq;
+                self.last_cp_time_us = now;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot write the final audit checkpoint"),
+        }
+    }
+
+    async fn write_with_retry(&mut self, events: &[Event]) {
+        let rows: Vec<EventRow> = events
+            .iter()
+            .map(|e| {
+                let class = self.cfg.class_of(e.connector.as_deref()).to_string();
+                canonical::to_row(e, &class, e.principal.clone(), None)
+            })
+            .collect();
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=MAX_WRITE_ATTEMPTS {
+            match self.write_once(&rows).await {
+                Ok(()) => return,
+                Err(e) => {
+                    AuditMetrics::add(&self.metrics.write_failures, 1);
+                    tracing::error!(attempt, error = %e, "cannot commit audit events; retrying");
+                    if attempt < MAX_WRITE_ATTEMPTS {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+        AuditMetrics::add(&self.metrics.events_dropped, rows.len() as u64);
+        tracing::error!(
+            count = rows.len(),
+            "audit events dropped after repeated write failures"
+        );
+    }
+
+    async fn write_once(&mut self, rows: &[EventRow]) -> Result<(), AuditError> {
+        let loc = self.store.location().to_string();
+        let now_us = self.clock.now().timestamp_micros();
+        let (last_cp_seq, last_cp_time, every, interval) = (
+            self.last_cp_seq,
+            self.last_cp_time_us,
+            self.checkpoint_every as i64,
+            self.checkpoint_interval_us,
+        );
+        let signer = self.signer.clone();
+        let log_id = self.log_id.clone();
+        let genesis = canonical::genesis(&log_id);
+        let mut signed: Option<i64> = None;
+        let built = self
+            .store
+            .append(|head: Option<Head>| -> Result<AppendBatch, AuditError> {
+                let (mut seq, mut prev) = match head {
+                    Some(h) => (h.seq, hash32(&h.hash, h.seq, &loc)?),
+                    None => (0, genesis),
+                };
+                let mut buf = Vec::with_capacity(512);
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    seq += 1;
+                    let mut row = r.clone();
+                    row.seq = seq;
+                    let leaf = canonical::leaf(&row, &mut buf);
+                    prev = canonical::chain(&prev, seq, &leaf);
+                    row.hash = prev.to_vec();
+                    out.push(row);
+                }
+                let checkpoint = (seq - last_cp_seq >= every || now_us - last_cp_time >= interval)
+                    .then(|| {
+                        signed = Some(seq);
+                        signer.checkpoint(&log_id, seq, &prev, now_us)
+                    });
+                Ok(AppendBatch {
+                    events: out,
+                    payloads: Vec::new(),
+                    checkpoint,
+                })
+            })
+            .await??;
+        if let Some(h) = built {
+            let hash = hash32(&h.hash, h.seq, &loc)?;
+            self.head = Some((h.seq, hash));
+            if let Some(p) = &self.head_path {
+                write_head(
+                    p,
+                    &HeadRecord::new(&self.signer, &self.log_id, h.seq, &hash, now_us),
+                );
+            }
+        }
+        if let Some(seq) = signed {
+            self.last_cp_seq = seq;
+            self.last_cp_time_us = now_us;
+            AuditMetrics::add(&self.metrics.checkpoints_written, 1);
+        }
+        AuditMetrics::add(&self.metrics.events_written, rows.len() as u64);
+        AuditMetrics::add(&self.metrics.batches_written, 1);
+        Ok(())
+    }
+}
