@@ -1,10 +1,78 @@
-//! `portcullis demo-server`. (Owned by the demo connector work.)
+//! `portcullis demo-server`: the built-in demo connector (`crm`) alone, as an MCP server over
+//! stdio or Streamable HTTP. The gateway embeds the same server in process; this subcommand is for
+//! trying it with any MCP client, or fronting it as an ordinary connector.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
 
 /// Arguments of `portcullis demo-server`.
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+#[command(group = clap::ArgGroup::new("transport").required(true).args(["stdio", "listen"]))]
+pub struct DemoArgs {
+    /// Serve one MCP session over stdin and stdout (for clients that launch servers as child
+    /// processes).
+    #[arg(long)]
+    stdio: bool,
+    /// Serve Streamable HTTP at http://ADDR/mcp, e.g. 127.0.0.1:8090 (port 0 picks a free port).
+    /// Prints `listening on http://ADDR/mcp` once bound. Only loopback Host headers are accepted.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
 
 /// Runs `portcullis demo-server`.
-pub fn run(_args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("portcullis demo-server is not built yet")
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime for demo-server")?;
+    runtime.block_on(async move {
+        if args.stdio {
+            portcullis_demo::serve_stdio()
+                .await
+                .context("demo-server --stdio")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let addr = args.listen.context("give --stdio or --listen ADDR")?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("binding {addr} for demo-server --listen (is the port in use?)")
+        })?;
+        let bound = listener.local_addr().context("reading the bound address")?;
+        {
+            // Scripts and tests wait for this line to learn the port; flush so they see it now.
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on http://{bound}/mcp").context("writing to stdout")?;
+            out.flush().context("flushing stdout")?;
+        }
+        portcullis_demo::serve_http(listener, shutdown_signal())
+            .await
+            .with_context(|| format!("demo-server on {bound}"))?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM, so that `kill` stops the server cleanly.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
 }
