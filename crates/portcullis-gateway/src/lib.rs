@@ -516,7 +516,10 @@ impl Inner {
     pub(crate) async fn rebuild_session(self: &Arc<Self>, id: &str) -> Option<Arc<LiveSession>> {
         let record = self.store.get(id).await?;
         let (ups, inbox) = self.upstreams_for(&record.scope);
-        let raw = Bytes::from(record.initialize.clone());
+        // The client's own initialize, under a gateway id (the upstream answers to that id).
+        let mut init: serde_json::Value = serde_json::from_str(&record.initialize).ok()?;
+        init["id"] = serde_json::Value::String("portcullis:init".into());
+        let raw = Bytes::from(init.to_string());
         let ctx = RequestCtx {
             timeout: self.config.request_timeout,
             ..Default::default()
