@@ -610,7 +610,14 @@ async fn session_for(
         )
     };
     let session = match inner.sessions.get(sid).map(|s| s.clone()) {
-        Some(s) => s,
+        Some(s) => {
+            if inner.store.shared() && inner.store.get(sid).await.is_none() {
+                // Ended on another replica: drop our live copy too.
+                inner.remove_session(sid).await;
+                return Err(gone());
+            }
+            s
+        }
         None => inner.rebuild_session(sid).await.ok_or_else(gone)?,
     };
     if session.record.lock().scope != *scope {

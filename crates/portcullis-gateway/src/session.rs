@@ -52,6 +52,11 @@ pub trait SessionStore: Send + Sync {
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()>;
     /// How many records there are.
     fn len(&self) -> usize;
+    /// Whether other replicas use this store too: then every request checks that its session
+    /// still exists (another replica may have ended it).
+    fn shared(&self) -> bool {
+        false
+    }
     /// Whether there are none.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -62,6 +67,17 @@ pub trait SessionStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
     records: dashmap::DashMap<String, SessionRecord>,
+    shared: bool,
+}
+
+impl MemorySessionStore {
+    /// A store that several gateways in one process share (tests of multi-replica behaviour).
+    pub fn shared() -> Self {
+        Self {
+            records: dashmap::DashMap::new(),
+            shared: true,
+        }
+    }
 }
 
 impl SessionStore for MemorySessionStore {
@@ -79,6 +95,9 @@ impl SessionStore for MemorySessionStore {
     }
     fn len(&self) -> usize {
         self.records.len()
+    }
+    fn shared(&self) -> bool {
+        self.shared
     }
 }
 

@@ -506,7 +506,7 @@ async fn connector_that_is_down_is_reported() {
 
 #[tokio::test]
 async fn a_session_survives_moving_to_another_replica() {
-    let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::default());
+    let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::shared());
     let a = start_with(DEMO, Some(store.clone())).await;
     let b = start_with(DEMO, Some(store.clone())).await;
     let sid = a.initialize("/mcp/crm").await;
@@ -543,7 +543,10 @@ async fn a_session_survives_moving_to_another_replica() {
             json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
         )
         .await;
-    // Replica a still holds its live copy; the record is gone, so a third replica would refuse.
+    assert_eq!(
+        status, 404,
+        "replica a must not keep serving a deleted session"
+    );
     let c = start_with(DEMO, Some(store)).await;
     let (status_c, _) = c
         .post(
