@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::AhoCorasick;
 use regex_automata::meta::Regex;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input};
@@ -13,6 +13,7 @@ use crate::injection::{self, exfil_url, hidden_char, reads_as_instructions};
 use crate::org::{norm_words, shingles};
 use crate::pii::{self, CTX_NAME, CTX_SECRET};
 use crate::rules::{Check, Spec};
+use crate::triggers::Triggers;
 use crate::util::{self, ceil_boundary, floor_boundary, is_placeholder, shannon_entropy};
 use crate::{Category, DetectorConfig, Error, Finding};
 
@@ -39,12 +40,10 @@ struct Rule {
     has_group: bool,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Action {
     Rule(u32),
-    Ctx(u16),
     Cue,
-    Hidden,
     /// The literal itself is the finding (dictionaries, labels, ROT13 phrases).
     Literal { kind: u32, cat: Category, conf: f32, whole_word: bool },
 }
@@ -59,8 +58,9 @@ pub(crate) struct Engine {
     cats: u8,
     min_conf: f32,
     max_findings: usize,
-    ac: AhoCorasick,
-    actions: Vec<Vec<Action>>,
+    trig: Triggers<Action>,
+    /// Context words per class, looked up lazily in the window before a candidate.
+    ctx_ac: Vec<AhoCorasick>,
     rules: Vec<Rule>,
     literal_kinds: Vec<String>,
     custom: Option<(Regex, Vec<Custom>)>,
@@ -83,23 +83,6 @@ struct Raw<'e> {
     prio: u8,
 }
 
-fn variants(t: &str, on: bool) -> Vec<String> {
-    let mut v = vec![t.to_string()];
-    if on {
-        let lower = t.to_lowercase();
-        let mut cap = lower.clone();
-        if let Some(f) = cap.get_mut(0..1) {
-            f.make_ascii_uppercase();
-        }
-        v.push(lower);
-        v.push(cap);
-        v.push(t.to_uppercase());
-        v.sort();
-        v.dedup();
-    }
-    v
-}
-
 fn compile(id: &str, re: &str) -> Result<Regex, Error> {
     let re = re.replace(r"\b", r"(?-u:\b)").replace(r"(?-u:(?-u:\b))", r"(?-u:\b)");
     Regex::builder()
@@ -111,20 +94,7 @@ fn compile(id: &str, re: &str) -> Result<Regex, Error> {
 impl Engine {
     pub(crate) fn build(cfg: &DetectorConfig) -> Result<Engine, Error> {
         let cats = cfg.categories.iter().fold(0u8, |a, c| a | c.bit());
-        let mut pats: Vec<Vec<u8>> = Vec::new();
-        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut actions: Vec<Vec<Action>> = Vec::new();
-        let mut add = |lit: &[u8], a: Action, pats: &mut Vec<Vec<u8>>, actions: &mut Vec<Vec<Action>>| {
-            if lit.is_empty() {
-                return;
-            }
-            let id = *index.entry(lit.to_vec()).or_insert_with(|| {
-                pats.push(lit.to_vec());
-                actions.push(Vec::new());
-                pats.len() - 1
-            });
-            actions[id].push(a);
-        };
+        let mut tb = Triggers::builder();
         let mut rules = Vec::new();
         let all: Vec<&Spec> = crate::secrets::SPECS
             .iter()
@@ -153,9 +123,7 @@ impl Engine {
             });
             let trig: Vec<&str> = if s.triggers == ["@names"] { pii::FIRST_NAMES.to_vec() } else { s.triggers.to_vec() };
             for t in trig {
-                for v in variants(t, s.case_variants) {
-                    add(v.as_bytes(), Action::Rule(id), &mut pats, &mut actions);
-                }
+                tb.add(t.as_bytes(), s.case_variants, Action::Rule(id));
             }
         }
         // internal domains from the config
@@ -168,42 +136,36 @@ impl Engine {
                 cat: Category::Internal,
                 re: compile("internal_domains", &re)?,
                 back: 200,
-                max_len: 300,
+                max_len: 80,
                 check: Check::None,
                 prio: 3,
                 conf: 0.85,
                 left_bound: false,
                 has_group: false,
             });
-            for v in variants(d, true) {
-                add(v.as_bytes(), Action::Rule(id), &mut pats, &mut actions);
-            }
+            tb.add(d.as_bytes(), true, Action::Rule(id));
         }
-        // context words
-        for (class, words) in pii::CONTEXT {
-            for w in *words {
-                for v in variants(w, true) {
-                    add(v.as_bytes(), Action::Ctx(*class), &mut pats, &mut actions);
-                }
-            }
+        // context words: one small case-insensitive automaton per class
+        let mut ctx_ac = Vec::new();
+        for (i, (class, words)) in pii::CONTEXT.iter().enumerate() {
+            debug_assert_eq!(*class as usize, i);
+            ctx_ac.push(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(*words)
+                    .map_err(|e| Error::Config(format!("context automaton: {e}")))?,
+            );
         }
         // literal findings
         let mut literal_kinds: Vec<String> = Vec::new();
         if cats & INJECTION != 0 {
             for c in injection::CUES {
-                for v in variants(c, true) {
-                    add(v.as_bytes(), Action::Cue, &mut pats, &mut actions);
-                }
-            }
-            for t in injection::hidden_triggers() {
-                add(&t, Action::Hidden, &mut pats, &mut actions);
+                tb.add(c.as_bytes(), true, Action::Cue);
             }
             literal_kinds.push("injection.encoded_payload".into());
             let k = (literal_kinds.len() - 1) as u32;
             for p in injection::ROT13_PHRASES {
-                for v in variants(&util::rot13(p), true) {
-                    add(v.as_bytes(), Action::Literal { kind: k, cat: Category::Injection, conf: 0.85, whole_word: true }, &mut pats, &mut actions);
-                }
+                tb.add(util::rot13(p).as_bytes(), true, Action::Literal { kind: k, cat: Category::Injection, conf: 0.85, whole_word: true });
             }
         }
         for d in &cfg.org.dictionaries {
@@ -213,58 +175,17 @@ impl Engine {
             literal_kinds.push(format!("org.{}", d.id));
             let k = (literal_kinds.len() - 1) as u32;
             for t in &d.terms {
-                let vs = if d.case_insensitive { variants(t, true) } else { vec![t.clone()] };
-                for v in vs {
-                    add(v.as_bytes(), Action::Literal { kind: k, cat: d.category, conf: d.confidence, whole_word: d.whole_word }, &mut pats, &mut actions);
-                }
-                if d.case_insensitive {
-                    // every-word-capitalised form ("Project Falcon")
-                    let title: String = t
-                        .split(' ')
-                        .map(|w| {
-                            let mut w = w.to_lowercase();
-                            if let Some(f) = w.get_mut(0..1) {
-                                f.make_ascii_uppercase();
-                            }
-                            w
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    add(title.as_bytes(), Action::Literal { kind: k, cat: d.category, conf: d.confidence, whole_word: d.whole_word }, &mut pats, &mut actions);
-                }
+                tb.add(t.as_bytes(), d.case_insensitive, Action::Literal { kind: k, cat: d.category, conf: d.confidence, whole_word: d.whole_word });
             }
         }
         for l in &cfg.org.labels {
             literal_kinds.push(format!("org.label.{}", l.id));
             let k = (literal_kinds.len() - 1) as u32;
             for v in [l.text.clone(), l.text.to_uppercase()] {
-                add(v.as_bytes(), Action::Literal { kind: k, cat: Category::Internal, conf: l.confidence, whole_word: true }, &mut pats, &mut actions);
+                tb.add(v.as_bytes(), false, Action::Literal { kind: k, cat: Category::Internal, conf: l.confidence, whole_word: true });
             }
         }
-        // dedupe repeated actions on one pattern (case variants that coincide)
-        for a in actions.iter_mut() {
-            let mut seen: Vec<u64> = Vec::new();
-            a.retain(|x| {
-                let key = match *x {
-                    Action::Rule(r) => 1u64 << 40 | r as u64,
-                    Action::Ctx(c) => 2u64 << 40 | c as u64,
-                    Action::Cue => 3u64 << 40,
-                    Action::Hidden => 4u64 << 40,
-                    Action::Literal { kind, .. } => 5u64 << 40 | kind as u64,
-                };
-                if seen.contains(&key) {
-                    false
-                } else {
-                    seen.push(key);
-                    true
-                }
-            });
-        }
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&pats)
-            .map_err(|e| Error::Config(format!("literal automaton: {e}")))?;
+        let trig = tb.build();
         // custom patterns: one multi-pattern regex
         let custom = if cfg.org.patterns.is_empty() {
             None
@@ -304,8 +225,8 @@ impl Engine {
             cats,
             min_conf: cfg.min_confidence,
             max_findings: cfg.max_findings.max(1),
-            ac,
-            actions,
+            trig,
+            ctx_ac,
             rules,
             literal_kinds,
             custom,
@@ -316,6 +237,28 @@ impl Engine {
             allowed_hosts: cfg.allowed_hosts.clone(),
             classifier,
         })
+    }
+
+    /// Literal-trigger hit counts (for tuning).
+    pub(crate) fn trigger_stats(&self, text: &str) -> Vec<(String, usize)> {
+        let mut c: HashMap<u32, usize> = HashMap::new();
+        self.trig.scan(text.as_bytes(), |t, _| *c.entry(t).or_default() += 1);
+        let mut v: Vec<(String, usize)> = c
+            .into_iter()
+            .map(|(p, k)| (String::from_utf8_lossy(&self.trig.trigs[p as usize].lit).into_owned(), k))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v
+    }
+
+    pub(crate) fn patterns(&self) -> Vec<Vec<u8>> {
+        self.trig.trigs.iter().map(|t| t.lit.clone()).collect()
+    }
+
+    pub(crate) fn ac_only(&self, text: &str) -> (usize, usize) {
+        let mut k = 0;
+        self.trig.scan(text.as_bytes(), |_, _| k += 1);
+        (k, self.trig.len())
     }
 
     pub(crate) fn rule_count(&self) -> usize {
@@ -360,40 +303,24 @@ impl Engine {
         let b = text.as_bytes();
         let n = b.len();
         let mut out: Vec<Raw<'e>> = Vec::new();
-        let mut ctx: Vec<(usize, u16)> = Vec::new();
         let mut cues: Vec<usize> = Vec::new();
         let mut hits: Vec<(u32, usize)> = Vec::new();
-        let mut hidden_until = 0usize;
         let key_ctx = key.map(key_context).unwrap_or(0);
 
         // 1. one pass of the literal automaton
-        for m in self.ac.find_overlapping_iter(text) {
-            let (s, e) = (m.start(), m.end());
+        self.trig.scan(b, |t, s| {
+            let tr = &self.trig.trigs[t as usize];
+            let e = s + tr.lit.len();
             let prev_alnum = s > 0 && b[s - 1].is_ascii_alphanumeric();
-            for a in &self.actions[m.pattern().as_usize()] {
-                match *a {
+            for &a in &tr.actions {
+                match a {
                     Action::Rule(r) => {
                         let rule = &self.rules[r as usize];
                         if cats & rule.cat.bit() != 0 && !(rule.left_bound && prev_alnum) {
                             hits.push((r, s));
                         }
                     }
-                    Action::Ctx(c) => {
-                        if !prev_alnum {
-                            ctx.push((s, c));
-                        }
-                    }
                     Action::Cue => cues.push(s),
-                    Action::Hidden => {
-                        if cats & INJECTION != 0 && s >= hidden_until {
-                            if let Some((end, r)) = hidden_run(text, s) {
-                                hidden_until = end;
-                                if let Some(r) = r {
-                                    out.push(r);
-                                }
-                            }
-                        }
-                    }
                     Action::Literal { kind, cat, conf, whole_word } => {
                         if cats & cat.bit() == 0 {
                             continue;
@@ -405,15 +332,16 @@ impl Engine {
                     }
                 }
             }
-        }
-        ctx.sort_unstable();
+        });
         let has_ctx = |class: u16, pos: usize| -> bool {
             if key_ctx & (1 << class) != 0 {
                 return true;
             }
-            let lo = pos.saturating_sub(CTX_WINDOW);
-            let i = ctx.partition_point(|&(p, _)| p < lo);
-            ctx[i..].iter().take_while(|&&(p, _)| p < pos).any(|&(_, c)| c == class)
+            let lo = floor_boundary(text, pos.saturating_sub(CTX_WINDOW));
+            let pos = floor_boundary(text, pos);
+            self.ctx_ac[class as usize]
+                .find_iter(&b[lo..pos])
+                .any(|m| m.start() + lo == 0 || !b[m.start() + lo - 1].is_ascii_alphanumeric())
         };
 
         // 2. the tokenizer pass: digit runs, e-mail, long tokens
@@ -616,13 +544,34 @@ impl Engine {
         let num_on = cats & (PII | INTERNAL) != 0;
         let sec_on = cats & SECRET != 0;
         let inj_on = cats & INJECTION != 0 && depth < MAX_DEPTH;
+        let mut floor;
         let mut i = 0;
+        // words are only inspected around a digit or an `@`: every numeric identifier, e-mail,
+        // high-entropy token (two digits at least) and encoded payload has one
         while i < n {
-            let c = CLASS[b[i] as usize];
-            if c == 0 {
-                i += 1;
+            floor = i;
+            i = next_interesting(b, i, inj_on);
+            if i >= n {
+                break;
+            }
+            if b[i] >= 0x80 {
+                // hidden code points (tag characters, zero-width, bidi controls)
+                if !text.is_char_boundary(i) {
+                    i += 1;
+                    continue;
+                }
+                match hidden_run(text, i) {
+                    Some((end, r)) => {
+                        if let Some(r) = r {
+                            out.push(r);
+                        }
+                        i = end;
+                    }
+                    None => i += text[i..].chars().next().map_or(1, char::len_utf8),
+                }
                 continue;
             }
+            let c = CLASS[b[i] as usize];
             if c == AT {
                 if pii_on {
                     if let Some((s, e)) = pii::email_at(b, i) {
@@ -634,8 +583,15 @@ impl Engine {
                 i += 1;
                 continue;
             }
-            let ws = i;
+            // expand to the word around the digit (not before the last word handled)
+            let mut ws = i;
+            while ws > floor && CLASS[b[ws - 1] as usize] != 0 && b[ws - 1] != b'@' {
+                ws -= 1;
+            }
             let mut fl = 0u8;
+            for &x in &b[ws..i] {
+                fl |= CLASS[x as usize];
+            }
             while i < n {
                 let c = CLASS[b[i] as usize];
                 if c == 0 || c == AT {
@@ -647,6 +603,13 @@ impl Engine {
             let we = i;
             if fl & DIGIT != 0 && num_on {
                 let w = &b[ws..we];
+                if pii_on && w[0].is_ascii_digit() && w.len() <= 5 && ws >= 4 && b[ws - 1] == b' ' {
+                    if let Some((s, e)) = pii::de_address(text, ws) {
+                        out.push(Raw { kind: "pii.postal_address", cat: Category::Pii, start: s, end: e, conf: 0.75, prio: 3 });
+                        i = i.max(e);
+                        continue;
+                    }
+                }
                 if fl & (LOWER | UPPER) != 0 {
                     // letters and digits: IBAN, DNI/NIE, IPv6 only
                     if pii_on && w.len() >= 4 && w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase() && w[2].is_ascii_digit() {
@@ -777,6 +740,32 @@ fn push_ip(out: &mut Vec<Raw<'_>>, s: usize, e: usize, private: bool, cats: u8) 
     } else if cats & PII != 0 {
         out.push(Raw { kind: "pii.ip_address", cat: Category::Pii, start: s, end: e, conf: 0.85, prio: 3 });
     }
+}
+
+/// The first index at or after `i` holding an ASCII digit, `@` or (if `high`) a non-ASCII
+/// byte, 8 bytes at a time.
+#[inline]
+fn next_interesting(b: &[u8], mut i: usize, high: bool) -> usize {
+    let hm: u64 = if high { 0x8080_8080_8080_8080 } else { 0 };
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while i + 8 <= b.len() {
+        let x = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        let d = x ^ (LO * 0x30); // digits become 0..9
+        let has_digit = d.wrapping_sub(LO * 10) & !d & HI;
+        let a = x ^ (LO * 0x40); // '@' becomes 0
+        let has_at = a.wrapping_sub(LO) & !a & HI;
+        let m = has_digit | has_at | (x & hm);
+        if m != 0 {
+            // the lowest flagged byte is exact (borrows only run upwards)
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !(b[i].is_ascii_digit() || b[i] == b'@' || (high && b[i] >= 0x80)) {
+        i += 1;
+    }
+    i
 }
 
 const LOWER: u8 = 1;

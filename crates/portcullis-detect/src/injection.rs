@@ -27,17 +27,17 @@ pub(crate) static SPECS: &[Spec] = &[
     j!("jailbreak", ["you are now", "from now on", "do anything now", "developer mode", "jailbreak", "jailbroken", "pretend to be", "pretend you are", "pretend that you", "act as", "stay in character", "you have no restrictions", "you have no limits", "you are free from", "unrestricted ai", "unfiltered ai", "evil confidant", "opposite mode", "god mode", "dan mode"],
         r"(?i)(?:you\s+are\s+now\s+(?:in\s+)?(?:an?\s+)?(?:[a-z-]+\s+){0,3}(?:mode|ai|assistant|model|bot|persona|character|version|dan|jailbroken|unrestricted|unfiltered|free|system|administrator|admin|root)|from\s+now\s+on,?\s+(?:you|your|ignore|respond|answer|act|reply|always|never|only)|do\s+anything\s+now|developer\s+mode|jailbr(?:eak|oken)|pretend\s+(?:to\s+be|you\s+are|that\s+you)|act\s+as\s+(?:an?\s+)?(?:unrestricted|unfiltered|evil|jailbroken|dan|uncensored|ai\s+(?:with|without)|(?:[a-z]+\s+)?(?:with|without)\s+(?:no\s+)?(?:restrictions|limits|filters|rules))|stay\s+in\s+character|you\s+have\s+no\s+(?:restrictions|limits|rules|guidelines|filters)|you\s+are\s+free\s+from|unrestricted\s+ai|unfiltered\s+ai|evil\s+confidant|opposite\s+mode|god\s+mode|dan\s+mode)",
         conf: 0.75),
-    j!("prompt_leak", ["reveal", "print", "show", "output", "display", "repeat", "leak", "dump", "tell me", "give me", "share", "write out", "disclose", "return", "what is your", "what are your", "what were your", "what was your"],
-        r"(?i)(?:(?:reveal|print|show|output|display|repeat|leak|dump|tell\s+me|give\s+me|share|write\s+out|disclose|return)\s+(?:me\s+)?(?:(?:your|the|my|its|all|full|entire|complete|original|hidden|secret|initial|exact|verbatim|of)\s+){0,4}|what\s+(?:is|are|was|were)\s+your\s+(?:(?:full|entire|original|hidden|secret|initial|exact)\s+)?)(?:system\s+prompt|system\s+message|system\s+instructions|initial\s+(?:prompt|instructions)|hidden\s+(?:prompt|instructions)|(?:instructions|prompt|text|words)\s+(?:above|you\s+were\s+given)|pre-?prompt|developer\s+(?:message|prompt|instructions)|secret\s+instructions|instructions\b|prompt\b)",
-        conf: 0.75),
-    j!("exfiltration", ["send", "forward", "email", "e-mail", "upload", "transmit", "exfiltrate", "leak", "post", "copy", "share", "mail"],
-        r"(?i)(?:send|forward|e-?mail|upload|transmit|exfiltrate|leak|post|copy|share|mail)\s+(?:(?:all|the|this|that|these|any|every|your|my|their|our|of|full|entire|complete|whole|users?'?s?|customers?'?s?|conversation|chat|private|internal|confidential|secret|sensitive|raw|stored|saved|current|previous)\s+){0,5}(?:data|information|info|details|records|list|database|db|files?|documents?|e-?mails?|messages?|conversation|history|credentials|passwords?|keys?|tokens?|secrets?|contents?|contacts?|api\s+keys?|ssh\s+keys?|env(?:ironment)?(?:\s+variables)?|summary|transcript|memory|cookies?|session)\s+(?:\S+\s+){0,5}?(?:to|at|into|via)\s+(?:https?://|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+|the\s+(?:following|address|url|email|endpoint|server|webhook)|this\s+(?:address|url|email|endpoint|server|webhook)|an?\s+(?:external|outside|remote|third[- ]party)|attacker|my\s+(?:server|email|address|endpoint|webhook)|[A-Za-z0-9-]+\.[a-z]{2,}/)",
-        conf: 0.8),
+    j!("prompt_leak", ["system prompt", "system message", "system instructions", "initial prompt", "initial instructions", "hidden prompt", "hidden instructions", "instructions above", "prompt above", "text above", "words above", "instructions you were given", "prompt you were given", "pre-prompt", "preprompt", "developer message", "developer prompt", "developer instructions", "secret instructions", "your instructions", "your prompt", "the instructions", "the prompt", "your full prompt", "original prompt", "original instructions"],
+        r"(?i)(?-u:\b)(?:(?:reveal|print|show|output|display|repeat|leak|dump|tell\s+me|give\s+me|share|write\s+out|disclose|return)\s+(?:me\s+)?(?:(?:your|the|my|its|all|full|entire|complete|original|hidden|secret|initial|exact|verbatim|of)\s+){0,4}|what\s+(?:is|are|was|were)\s+your\s+(?:(?:full|entire|original|hidden|secret|initial|exact)\s+)?)(?:system\s+prompt|system\s+message|system\s+instructions|initial\s+(?:prompt|instructions)|hidden\s+(?:prompt|instructions)|(?:instructions|prompt|text|words)\s+(?:above|you\s+were\s+given)|pre-?prompt|developer\s+(?:message|prompt|instructions)|secret\s+instructions|instructions\b|prompt\b)",
+        conf: 0.75, back: 90, max_len: 60, left_bound: false),
+    j!("exfiltration", ["to http", "to the following", "to this address", "to this url", "to this email", "to this endpoint", "to this server", "to this webhook", "to an external", "to an outside", "to a remote", "to a third", "to attacker", "to my server", "to my email", "to my address", "to my endpoint", "to my webhook", "at http", "via http", "into http"],
+        r"(?i)(?-u:\b)(?:send|forward|e-?mail|upload|transmit|exfiltrate|leak|post|copy|share|mail)\s+(?:(?:all|the|this|that|these|any|every|your|my|their|our|of|full|entire|complete|whole|users?'?s?|customers?'?s?|conversation|chat|private|internal|confidential|secret|sensitive|raw|stored|saved|current|previous)\s+){0,5}(?:data|information|info|details|records|list|database|db|files?|documents?|e-?mails?|messages?|conversation|history|credentials|passwords?|keys?|tokens?|secrets?|contents?|contacts?|api\s+keys?|ssh\s+keys?|env(?:ironment)?(?:\s+variables)?|summary|transcript|memory|cookies?|session)\s+(?:\S+\s+){0,5}?(?:to|at|into|via)\s+(?:https?://|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+|the\s+(?:following|address|url|email|endpoint|server|webhook)|this\s+(?:address|url|email|endpoint|server|webhook)|an?\s+(?:external|outside|remote|third[- ]party)|attacker|my\s+(?:server|email|address|endpoint|webhook)|[A-Za-z0-9-]+\.[a-z]{2,}/)",
+        conf: 0.8, back: 200, max_len: 100, left_bound: false, case_variants: true),
     j!("exfiltration", ["exfiltrate", "exfiltration"], r"(?i)exfiltrat(?:e|ion)\s+(?:\S+\s+){0,3}?(?:data|the|all|information|secrets?|credentials|files?)", conf: 0.7),
-    j!("tool_abuse", ["delete", "remove", "wipe", "erase", "drop", "destroy", "call", "invoke", "execute", "run"],
+    j!("tool_abuse", ["delete all", "remove all", "wipe all", "erase all", "drop all", "destroy all", "delete every", "delete each", "delete the entire", "delete the whole", "remove every", "remove the entire", "wipe the entire", "erase the entire", "erase every", "destroy every", "invoke ", "execute ", "call the ", "run the "],
         r"(?i)(?:(?:delete|remove|wipe|erase|drop|destroy)\s+(?:all|every|each|the\s+entire|the\s+whole|all\s+of\s+the)\s+(?:\S+\s+){0,2}?(?:files?|data|records|e-?mails?|repos?(?:itory|itories)?|database|tables?|users?|accounts?|backups?|documents?|messages?|branches|projects?)|(?:call|invoke|execute|run)\s+(?:the\s+)?`?[a-z][a-z0-9]*_[a-z0-9_]+`?\s*(?:tool|function)?\s*(?:\(|with|on|immediately|now|first|instead|before|without))",
         conf: 0.65),
-    j!("addressed_to_model", ["note to", "message to", "instructions for", "instruction for", "attention", "important", "reminder", "if you are", "when you are", "dear", "hey", "attn", "ai", "llm", "assistant", "agent", "as an", "being an", "to the", "system override", "admin override"],
+    j!("addressed_to_model", ["note to", "note for", "message to", "message for", "instructions to", "instructions for", "instruction for", "instruction to", "attention", "important", "reminder", "memo to", "memo for", "directive", "if you are a", "when you are a", "dear ai", "dear assistant", "dear llm", "dear agent", "dear model", "dear chatbot", "dear gpt", "dear claude", "dear copilot", "hey ai", "hey assistant", "hey llm", "hey agent", "hey model", "attn", "ai reading", "ais reading", "ai processing", "ai summarizing", "ai summarising", "llm reading", "llms reading", "assistant reading", "assistants reading", "agent reading", "agents reading", "model reading", "models reading", "agents processing", "agent processing", "as an ai", "being an ai", "as an assistant", "to the ai", "to the assistant", "to the llm", "to the agent", "to the model", "system override", "admin override"],
         r"(?i)(?:(?:note|message|instructions?|attention|important|reminder|memo|directive)\s*:?\s*(?:to|for)\s+(?:the\s+|any\s+|all\s+|this\s+)?(?:ai|assistant|llm|language\s+model|agent|bot|chatbot|model|gpt|claude|copilot|summari[sz]er)s?\b|(?:if|when)\s+you\s+are\s+an?\s+(?:ai|llm|language\s+model|assistant|agent|bot|chatbot)|(?:dear|hey|attention|attn:?)\s+(?:ai|assistant|llm|agent|chatbot|gpt|claude|copilot|model)s?\b|(?:ai|llm|assistant|agent|model)s?\s+(?:reading|processing|summari[sz]ing|parsing|analy[sz]ing)\s+this|(?:as|being)\s+an?\s+(?:ai|assistant)\s*,?\s+you\s+(?:must|should|will|are\s+required)|to\s+the\s+(?:ai|assistant|llm|agent|model)\s*:|(?:system|admin)\s+override)",
         conf: 0.8),
     j!("concealment", ["do not tell", "don't tell", "do not mention", "don't mention", "do not inform", "without telling", "without informing", "without notifying", "without the user", "never mention", "do not reveal this", "keep this secret", "hide this from"],
@@ -60,7 +60,7 @@ pub(crate) static SPECS: &[Spec] = &[
     // --- images and links that carry data out ---
     j!("exfil_link", ["!["], r"!\[[^\]\n]*\]\(\s*<?(https?://[^\s)>]{4,2048})", check: Check::ExfilUrl { image: true }, left_bound: false, case_variants: false, max_len: 2400),
     j!("exfil_link", ["<img", "<IMG", "<Img"], r"(?i)<img\b[^>]*?\bsrc\s*=\s*[\x22']?(https?://[^\x22'\s>]{4,2048})", check: Check::ExfilUrl { image: true }, left_bound: false, case_variants: false, max_len: 2600),
-    j!("exfil_link", ["](http"], r"\[[^\]\n]*\]\((https?://[^\s)]{4,2048})\)", check: Check::ExfilUrl { image: false }, back: 302, left_bound: false, case_variants: false, max_len: 2400),
+    j!("exfil_link", ["](http"], r"\[[^\]\n]*\]\((https?://[^\s)]{4,2048})\)", check: Check::ExfilUrl { image: false }, back: 302, left_bound: false, case_variants: false, max_len: 2100),
     j!("exfil_link", ["<a ", "<A "], r"(?i)<a\b[^>]*?\bhref\s*=\s*[\x22']?(https?://[^\x22'\s>]{4,2048})", check: Check::ExfilUrl { image: false }, left_bound: false, case_variants: false, max_len: 2600),
 ];
 
@@ -78,11 +78,10 @@ pub(crate) const CUES: &[&str] = &[
     "ignore", "disregard", "forget", "instruction", "assistant", "prompt", "pretend", "jailbreak",
     "roleplay", "role-play", "you are now", "from now on", "you must", "do not tell", "don't tell",
     "do not mention", "secretly", "exfiltrat", "override", "bypass", "unrestricted", "unfiltered",
-    "developer mode", "persona", "reveal", "send ", "forward", "AI ", "AI,", "AI.", "AI:", "LLM",
-    "chatbot", "language model", "agent", "anweisung", "istruzion", "instruccion", "consigne",
-    "vergiss", "oublie", "olvida", "dimentica", "ignora", "rules", "restrictions", "respond only",
-    "reply with", "output only", "must now", "system:", "admin", "password", "api key", "credentials",
-    "execute", "delete",
+    "developer mode", "persona", "AI ", "AI,", "AI.", "AI:", "AI'", "LLM", "chatbot", "language model",
+    "anweisung", "istruzion", "instruccion", "consigne", "vergiss", "oublie", "olvida", "dimentica",
+    "ignora", "restrictions", "respond only", "reply with", "output only", "must now", "system:",
+    "reveal", "confidential", "do anything", "no longer", "new task", "real task", "rules",
 ];
 
 /// Hidden or direction-changing code points: `(kind, confidence)`.
@@ -95,26 +94,6 @@ pub(crate) fn hidden_char(c: char) -> Option<(&'static str, f32)> {
         0xFE00..=0xFE0F | 0xE0100..=0xE01EF => Some(("injection.hidden_unicode.variation_selector", 0.5)),
         _ => None,
     }
-}
-
-/// UTF-8 byte prefixes of the hidden code points (literal triggers).
-pub(crate) fn hidden_triggers() -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
-    // tag characters U+E0000..U+E007F: F3 A0 80 xx / F3 A0 81 xx; variation selectors supplement
-    for p in [[0xF3u8, 0xA0, 0x80], [0xF3, 0xA0, 0x81], [0xF3, 0xA0, 0x84], [0xF3, 0xA0, 0x85], [0xF3, 0xA0, 0x86], [0xF3, 0xA0, 0x87]] {
-        v.push(p.to_vec());
-    }
-    for c in [
-        0x200Bu32, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0x180E, 0x034F, 0x115F,
-        0x1160, 0x3164, 0xFFA0, 0x00AD, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068,
-        0x2069, 0x200E, 0x200F, 0x061C, 0xFE00, 0xFE01, 0xFE02, 0xFE03, 0xFE04, 0xFE05, 0xFE06, 0xFE07,
-        0xFE08, 0xFE09, 0xFE0A, 0xFE0B, 0xFE0C, 0xFE0D, 0xFE0E, 0xFE0F,
-    ] {
-        let ch = char::from_u32(c).unwrap();
-        let mut buf = [0u8; 4];
-        v.push(ch.encode_utf8(&mut buf).as_bytes().to_vec());
-    }
-    v
 }
 
 /// Whether the text reads as instructions (cue words), for hidden HTML and decoded payloads.

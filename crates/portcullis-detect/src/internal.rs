@@ -25,9 +25,9 @@ pub(crate) static SPECS: &[Spec] = &[
         r"(?:\t|    )at [A-Za-z_$<][A-Za-z0-9_$.<>\[\]`]*(?:\.[A-Za-z0-9_$<>]+)*\s?\((?:[^)\n]*)\)(?:\r?\n[ \t]+at [^\n]+)+",
         max_len: 65536, conf: 0.9, left_bound: false),
     i!("stack_trace", ["goroutine "], r"goroutine \d+ \[[a-zA-Z ]{3,40}\]:(?:\r?\n[^\n]+)*", max_len: 65536, conf: 0.95),
-    i!("stack_trace", ["panicked at "], r"thread '[^'\n]*' panicked at [^\n]+", back: 110, left_bound: false, conf: 0.95),
+    i!("stack_trace", ["panicked at "], r"thread '[^'\n]*' panicked at [^\n]+", back: 110, max_len: 400, left_bound: false, conf: 0.95),
     i!("stack_trace", ["Stack trace:"], r"Stack trace:\s*\r?\n#0 [^\n]+(?:\r?\n#\d+ [^\n]+)*", max_len: 65536, conf: 0.9),
-    i!("stack_trace", [".rb:"], r"[A-Za-z0-9_./-]+\.rb:\d+:in [`'][^'\n]+'", back: 200, left_bound: false, conf: 0.85),
+    i!("stack_trace", [".rb:"], r"[A-Za-z0-9_./-]+\.rb:\d+:in [`'][^'\n]+'", back: 200, max_len: 300, left_bound: false, conf: 0.85),
     i!("stack_trace", ["Fatal error: ", "PHP Fatal error"], r"(?:PHP )?Fatal error: [^\n]+ in [^\n]+ on line \d+", conf: 0.9),
     // --- SQL and database errors ---
     i!("sql_error", ["SQLSTATE["], r"SQLSTATE\[[0-9A-Z]{5}\][^\n]*", conf: 0.9),
@@ -51,7 +51,7 @@ pub(crate) static SPECS: &[Spec] = &[
     // --- internal host names ---
     i!("hostname", [".internal", ".corp", ".local", ".lan", ".intranet", ".intra", ".localdomain", ".home.arpa", ".svc.cluster.local"],
         r"(?-u:\b)([A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,8}(?:internal|corp|local|lan|intranet|intra|localdomain|home\.arpa))(?-u:\b)(?:[^.A-Za-z0-9-]|$)",
-        back: 200, left_bound: false, conf: 0.75),
+        back: 120, max_len: 80, left_bound: false, conf: 0.75),
     // --- shell commands ---
     i!("shell_command", ["sudo ", "rm -rf ", "chmod ", "chown ", "bash -c ", "sh -c ", "/bin/sh", "/bin/bash", "kubectl ", "ssh -i ", "scp ", "nc -e ", "powershell -", "powershell.exe", "Invoke-Expression", "iex(", "curl -", "wget http", "| sh", "| bash", "|sh", "|bash", "$ "],
         r"(?:sudo |rm -rf |chmod |chown |bash -c |sh -c |/bin/sh|/bin/bash|kubectl |ssh -i |scp |nc -e |powershell[ .-]|Invoke-Expression|iex\(|curl -|wget http|\| ?sh\b|\| ?bash\b|\$ [a-z])[^\n]*",

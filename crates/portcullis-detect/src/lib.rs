@@ -35,6 +35,7 @@ mod org;
 mod pii;
 mod rules;
 mod secrets;
+mod triggers;
 mod util;
 
 use std::path::PathBuf;
@@ -295,6 +296,22 @@ impl Detector {
     /// Every detector id (kind) this detector can report.
     pub fn kinds(&self) -> Vec<String> {
         self.engine.kinds()
+    }
+
+    /// How often each literal trigger occurs in a text (for tuning rules).
+    #[doc(hidden)]
+    pub fn trigger_stats(&self, text: &str) -> Vec<(String, usize)> {
+        self.engine.trigger_stats(text)
+    }
+
+    #[doc(hidden)]
+    pub fn debug_patterns(&self) -> Vec<Vec<u8>> {
+        self.engine.patterns()
+    }
+
+    #[doc(hidden)]
+    pub fn debug_literal_pass(&self, text: &str) -> (usize, usize) {
+        self.engine.ac_only(text)
     }
 
     /// The injection classifier's probability for a text (None when the classifier is off).

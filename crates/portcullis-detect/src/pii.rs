@@ -115,7 +115,11 @@ pub(crate) fn numeric(b: &[u8], s: usize, ctx: &dyn Fn(u16, usize) -> bool) -> (
     let d = &digits[..nd.min(24)];
     let all_sep = |c: u8| sp.iter().all(|&x| x == c);
     let same_sep = sp.windows(2).all(|w| w[0] == w[1]);
-    let neg = ctx(CTX_NEG, start);
+    // nothing short of 7 digits (or an IPv4 / date shape) can be personal data
+    if nd < 7 && ng < 3 && !plus {
+        return (end, None);
+    }
+    let neg = || ctx(CTX_NEG, start);
     let hit = |kind, cat, conf| Some(NumHit { kind, cat, conf, start, end });
 
     // IPv4
@@ -143,7 +147,7 @@ pub(crate) fn numeric(b: &[u8], s: usize, ctx: &dyn Fn(u16, usize) -> bool) -> (
             if private {
                 return (end, hit("internal.private_address", Category::Internal, 0.8));
             }
-            return (end, hit("pii.ip_address", Category::Pii, if neg { 0.5 } else { 0.85 }));
+            return (end, hit("pii.ip_address", Category::Pii, if neg() { 0.5 } else { 0.85 }));
         }
         return (end, None);
     }
@@ -219,7 +223,7 @@ pub(crate) fn numeric(b: &[u8], s: usize, ctx: &dyn Fn(u16, usize) -> bool) -> (
         if shape_ok && luhn_digits(d) && card_brand_ok(d) {
             let c = if ctx(CTX_CARD, start) {
                 0.95
-            } else if neg {
+            } else if neg() {
                 0.5
             } else if ng == 1 {
                 0.8
@@ -230,10 +234,13 @@ pub(crate) fn numeric(b: &[u8], s: usize, ctx: &dyn Fn(u16, usize) -> bool) -> (
         }
     }
     // phone numbers
-    if neg && !ctx(CTX_PHONE, start) {
+    if nd < 8 {
         return (end, None);
     }
     let phone_ctx = ctx(CTX_PHONE, start);
+    if !phone_ctx && neg() {
+        return (end, None);
+    }
     if plus {
         if (8..=15).contains(&nd) && ng <= 6 {
             if let Some(cc_len) = country_code_len(d) {
@@ -367,6 +374,53 @@ pub(crate) fn iban_at(b: &[u8], ws: usize) -> Option<usize> {
         return None;
     }
     if iban_mod97(&buf[..len]) { Some(i) } else { None }
+}
+
+/// German-style street address ending at the house number that starts at `s`
+/// (`Hauptstraße 5`, `Am Ring 12a, 10115 Berlin`). Returns (start, end).
+pub(crate) fn de_address(t: &str, s: usize) -> Option<(usize, usize)> {
+    let b = t.as_bytes();
+    if s < 4 || b[s - 1] != b' ' {
+        return None;
+    }
+    let mut ws = s - 1;
+    while ws > 0 && (b[ws - 1].is_ascii_alphabetic() || b[ws - 1] >= 0x80 || b[ws - 1] == b'-' || b[ws - 1] == b'.') {
+        ws -= 1;
+    }
+    let word = t.get(ws..s - 1)?.to_lowercase();
+    const SUF: &[&str] = &["straße", "strasse", "str.", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer", "chaussee"];
+    if !SUF.iter().any(|x| word.ends_with(x)) || !b[ws].is_ascii_uppercase() && b[ws] < 0x80 {
+        return None;
+    }
+    let mut e = s;
+    while e < b.len() && e - s < 4 && b[e].is_ascii_digit() {
+        e += 1;
+    }
+    if e == s || (e < b.len() && b[e].is_ascii_digit()) {
+        return None;
+    }
+    if e < b.len() && b[e].is_ascii_lowercase() && !(e + 1 < b.len() && b[e + 1].is_ascii_alphabetic()) {
+        e += 1;
+    }
+    // ", 10115 Berlin"
+    let rest = &b[e..];
+    if rest.len() >= 8 && rest[0] == b',' && rest[1] == b' ' && rest[2..7].iter().all(|c| c.is_ascii_digit()) && rest[7] == b' ' {
+        let mut k = e + 8;
+        if k < b.len() && (b[k].is_ascii_uppercase() || b[k] >= 0x80) {
+            while k < b.len() && (b[k].is_ascii_alphabetic() || b[k] >= 0x80 || b[k] == b'-') {
+                k += 1;
+            }
+            e = floor_char(t, k);
+        }
+    }
+    Some((ws, e))
+}
+
+fn floor_char(t: &str, mut i: usize) -> usize {
+    while i > 0 && !t.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// Spanish DNI (8 digits and a check letter) or NIE (X/Y/Z, 7 digits, letter).
@@ -512,12 +566,9 @@ pub(crate) const NOT_SURNAMES: &[&str] = &[
 ];
 
 pub(crate) static SPECS: &[Spec] = &[
-    p!("postal_address", [" Street", " St.", " St,", " Avenue", " Ave", " Road", " Rd", " Boulevard", " Blvd", " Lane", " Ln", " Drive", " Court", " Ct", " Way", " Place", " Terrace", " Parkway", " Pkwy", " Highway", " Hwy", " Square"],
+    p!("postal_address", ["Street", "St.", "St,", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Ln", "Drive", "Court", "Ct", "Way", "Place", "Terrace", "Parkway", "Pkwy", "Highway", "Hwy", "Square"],
         r"(?-u:\b)\d{1,6}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][A-Za-z'-]+\.?\s+){1,4}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Parkway|Pkwy|Highway|Hwy|Square|Sq)(?-u:\b)\.?(?:,?\s+(?:Apt|Suite|Ste|Unit|#)\.?\s*[A-Za-z0-9-]+)?(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2},?\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?)?",
-        back: 80, left_bound: false, conf: 0.8, max_len: 200),
-    p!("postal_address", ["straße", "strasse", "Straße", "Strasse", "str.", "weg ", "allee", "platz", "gasse"],
-        r"(?-u:\b)[A-ZÄÖÜ][a-zäöüß-]*(?:straße|strasse|Straße|Strasse|str\.|weg|allee|platz|gasse)\s+\d{1,4}[a-z]?(?:,\s*\d{5}\s+[A-ZÄÖÜ][a-zäöüß]+)?",
-        back: 40, left_bound: false, conf: 0.75, max_len: 120),
+        back: 80, left_bound: false, conf: 0.8, max_len: 120),
     p!("postal_address", ["P.O. Box", "PO Box", "P.O.Box"], r"P\.?O\.?\s?Box\s+\d{1,7}", conf: 0.7),
     p!("person_name", ["Mr. ", "Mrs. ", "Ms. ", "Miss ", "Dr. ", "Prof. ", "Mr ", "Mrs ", "Ms "],
         r"(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+([A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?:\s+[A-Z][a-z]+(?:-[A-Z][a-z]+)?)?)",

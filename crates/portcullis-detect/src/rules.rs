@@ -34,7 +34,7 @@ pub(crate) struct Spec {
     pub conf: f32,
     /// How far before the trigger the match may start (0: the match starts at the trigger).
     pub back: usize,
-    /// The longest match.
+    /// How far after the trigger's start the match may end (the regex window).
     pub max_len: usize,
     pub check: Check,
     /// Overlaps in one category keep the higher priority.
