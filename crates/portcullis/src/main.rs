@@ -1,8 +1,11 @@
 //! `portcullis`: the one binary. Subcommands live in their own modules (`cmd_*.rs`), one job each.
 
 mod cmd_audit;
+mod cmd_config;
 mod cmd_demo;
 mod cmd_scan;
+mod cmd_serve;
+mod logging;
 
 use clap::{Parser, Subcommand};
 
@@ -14,8 +17,14 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway (with no config: the embedded default on 127.0.0.1:8080).
+    Serve(cmd_serve::ServeArgs),
+    /// Validate a config file, or print its JSON Schema.
+    Config(cmd_config::ConfigArgs),
     /// Scan files or JSON Lines on stdin for personal data, secrets, internal leaks and injection.
     Scan(cmd_scan::ScanArgs),
     /// Tamper-evident audit log: verify, search, export, retention, erasure.
@@ -27,6 +36,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => cmd_serve::run(args),
+        Command::Config(args) => cmd_config::run(args),
         Command::Scan(args) => cmd_scan::run(args),
         Command::Audit(args) => cmd_audit::run(args),
         Command::DemoServer(args) => cmd_demo::run(args),

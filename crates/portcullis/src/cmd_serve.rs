@@ -1,0 +1,120 @@
+//! `portcullis serve`: the gateway, on the embedded default or a config file (OPS-1, OPS-3).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use portcullis_core::{Clock, SystemClock};
+use tokio::io::AsyncWriteExt;
+
+/// Arguments of `portcullis serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Config file (YAML). Without it, the embedded default: the demo connector `crm`.
+    #[arg(long, short = 'c', env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (overrides the config), e.g. 127.0.0.1:8080; port 0 picks a free one.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// State directory (overrides the config).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Runs `portcullis serve` until SIGINT or SIGTERM, then drains and flushes.
+pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
+    crate::logging::init();
+    let mut config = match &args.config {
+        Some(path) => portcullis_config::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => portcullis_config::embedded_default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config, args.config.is_none()))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let audit = portcullis_audit::AuditLog::open(
+        portcullis_audit::AuditConfig::embedded(&config.data_dir),
+        clock.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot open the audit log in {}", config.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}: is another program using it? Use --listen to pick another address", config.listen))?;
+    let addr = listener.local_addr()?;
+    let connectors: Vec<String> = config.connectors.iter().map(|c| c.name.clone()).collect();
+    let gateway = portcullis_gateway::Gateway::new(config, audit.clone(), clock);
+    let router = gateway.router();
+
+    // The one line on stdout: tests and scripts read the bound address from it.
+    let mut out = tokio::io::stdout();
+    out.write_all(format!("listening on http://{addr}\n").as_bytes())
+        .await?;
+    out.flush().await?;
+    tracing::info!("Portcullis listening on http://{addr}");
+    for c in &connectors {
+        tracing::info!("connector {c}: http://{addr}/mcp/{c}");
+    }
+    tracing::info!("all connectors, federated: http://{addr}/mcp");
+    if embedded {
+        tracing::info!(
+            "embedded default: try `npx @modelcontextprotocol/inspector-cli --cli http://{addr}/mcp/crm --transport http --method tools/list`"
+        );
+    }
+
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        // Small JSON-RPC answers must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("stopped accepting; closing sessions and flushing the audit log");
+    gateway.shutdown().await;
+    audit.shutdown().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
