@@ -32,6 +32,8 @@ pub const DEFAULT_VERSION: &str = "2025-11-25";
 
 /// What one HTTP request carries besides its body.
 pub struct RequestInfo {
+    /// The client's `MCP-Protocol-Version` header.
+    pub protocol_version: Option<String>,
     pub correlation: CorrelationId,
     pub traceparent: String,
     pub session_id: Option<String>,
@@ -67,12 +69,13 @@ impl Inner {
             .to_ascii_lowercase();
         let any = accept.contains("*/*");
         let mut protocol_headers = Vec::new();
-        for name in ["mcp-method", "mcp-name"] {
+        for name in ["mcp-method", "mcp-name", "mcp-protocol-version"] {
             if let Some(v) = headers.get(name) {
                 protocol_headers.push((http::HeaderName::from_static(name), v.clone()));
             }
         }
         RequestInfo {
+            protocol_version: header_str(headers, "mcp-protocol-version").map(str::to_string),
             correlation,
             traceparent,
             session_id: header_str(headers, "mcp-session-id").map(str::to_string),
@@ -640,6 +643,9 @@ async fn handle(
     if msg.kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
         return inner.initialize(scope, index, info, msg).await;
     }
+    if info.session_id.is_none() && is_stateless_revision(info, &msg) {
+        return (stateless(inner, index, info, msg).await, None);
+    }
     let session = match session_for(inner, scope, info).await {
         Ok(s) => s,
         Err(reply) => return (reply, None),
@@ -650,6 +656,111 @@ async fn handle(
         Kind::Response => client_response(inner, &session, info, msg).await,
     };
     (reply, None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stateless revision (2026-07-28): no initialize, no session; each request carries its
+// protocol version and client capabilities in `_meta`.
+
+/// The first revision without sessions.
+pub const STATELESS_REVISION: &str = "2026-07-28";
+
+#[derive(Deserialize)]
+struct MetaVersion {
+    #[serde(rename = "_meta")]
+    meta: Option<MetaVersionInner>,
+}
+
+#[derive(Deserialize)]
+struct MetaVersionInner {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
+    version: Option<String>,
+}
+
+/// Whether a sessionless message speaks the stateless revision (dates compare as text).
+fn is_stateless_revision(info: &RequestInfo, msg: &Message) -> bool {
+    if let Some(v) = &info.protocol_version {
+        return v.as_str() >= STATELESS_REVISION;
+    }
+    msg.params
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<MetaVersion>(p.get()).ok())
+        .and_then(|m| m.meta?.version)
+        .is_some_and(|v| v.as_str() >= STATELESS_REVISION)
+}
+
+/// Relays one stateless request. Each gets its own upstream exchange: for an HTTP connector a
+/// sessionless POST over the pooled client; for the demo or a stdio connector a fresh server
+/// instance, so requests of different clients never share state or ids.
+async fn stateless(
+    inner: &Arc<Inner>,
+    index: Option<usize>,
+    info: &RequestInfo,
+    msg: Message,
+) -> Reply {
+    let Some(i) = index else {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            code::METHOD_NOT_FOUND,
+            "the federated endpoint /mcp speaks the session-based revisions (2025-11-25 and earlier); use /mcp/{connector} for 2026-07-28",
+        );
+    };
+    let name = inner.connector_names[i].clone();
+    match msg.kind {
+        Kind::Response => http_error(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            "there are no server requests to answer in the stateless revision",
+        ),
+        Kind::Notification => {
+            let mut ev = inner.event(
+                info,
+                EventKind::McpNotification,
+                Some(&name),
+                msg.method.as_deref(),
+            );
+            ev.request_bytes = msg.raw.len() as u64;
+            ev.reasons
+                .push("stateless_notification_not_forwarded".into());
+            inner.finish_event(ev, info, 0);
+            Reply::Accepted
+        }
+        Kind::Request => {
+            let method = msg.method.clone().unwrap_or_default();
+            let id = msg.id.clone().unwrap_or_else(Id::null);
+            let mut ev = inner.event(info, EventKind::McpRequest, Some(&name), Some(&method));
+            ev.request_bytes = msg.raw.len() as u64;
+            ev.target = target_of(msg.params.as_deref());
+            if method != "server/discover" && !FORWARDED_METHODS.contains(&method.as_str()) {
+                ev.decision = Decision::Deny;
+                ev.outcome = Outcome::Error {
+                    code: code::METHOD_NOT_FOUND,
+                    origin: "gateway".into(),
+                };
+                let body = error_response(
+                    &id,
+                    code::METHOD_NOT_FOUND,
+                    &format!("method {method:?} is not an MCP method the gateway forwards"),
+                );
+                inner.finish_event(ev, info, body.len());
+                return Reply::Json(StatusCode::OK, body);
+            }
+            let scope = Scope::Connector(name);
+            let (ups, _inbox) = inner.upstreams_for_pub(&scope);
+            let record = crate::session::SessionRecord {
+                id: String::new(),
+                scope,
+                protocol_version: info
+                    .protocol_version
+                    .clone()
+                    .unwrap_or_else(|| STATELESS_REVISION.into()),
+                initialize: String::new(),
+                initialized: true,
+            };
+            let session = Arc::new(LiveSession::new(record, inner.connector_names.clone(), ups));
+            forward(inner, &session, i, id, msg.raw, info, ev).await
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -923,6 +1034,7 @@ fn is_final(m: &Bytes, id: &Id) -> bool {
 
 fn clone_info(info: &RequestInfo) -> RequestInfo {
     RequestInfo {
+        protocol_version: info.protocol_version.clone(),
         correlation: info.correlation.clone(),
         traceparent: info.traceparent.clone(),
         session_id: info.session_id.clone(),

@@ -241,6 +241,13 @@ impl Inner {
         }
     }
 
+    pub(crate) fn upstreams_for_pub(
+        &self,
+        scope: &Scope,
+    ) -> (Vec<Option<Arc<dyn Upstream>>>, InboxReceiver) {
+        self.upstreams_for(scope)
+    }
+
     /// Upstreams for a scope, each wired to the session's inbox.
     fn upstreams_for(&self, scope: &Scope) -> (Vec<Option<Arc<dyn Upstream>>>, InboxReceiver) {
         let (tx, rx) = mpsc::channel(1024);

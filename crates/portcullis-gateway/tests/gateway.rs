@@ -667,3 +667,60 @@ async fn metrics_and_health() {
     assert_eq!(ready["ready"], true);
     gw.sink.flush().await;
 }
+
+fn modern(id: i64, method: &str, params: Value) -> Value {
+    let mut p = params;
+    p["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    json!({"jsonrpc":"2.0","id":id,"method":method,"params":p})
+}
+
+#[tokio::test]
+async fn stateless_revision_requests_need_no_session() {
+    let gw = start(DEMO).await;
+    let (status, v) = gw
+        .post("/mcp/crm", None, modern(1, "server/discover", json!({})))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let versions = v["result"]["supportedVersions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(versions.iter().any(|x| x == "2026-07-28"), "{v}");
+    let (_, v) = gw
+        .post(
+            "/mcp/crm",
+            None,
+            modern(
+                2,
+                "tools/call",
+                json!({"name": "get_customer", "arguments": {"id": "cus_0005"}}),
+            ),
+        )
+        .await;
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}"))
+            .contains("cus_0005")
+    );
+    // Still fail closed on methods the gateway does not forward.
+    let (_, v) = gw
+        .post("/mcp/crm", None, modern(3, "admin/wipe", json!({})))
+        .await;
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+    // The federated endpoint says where to go instead.
+    let (status, v) = gw
+        .post("/mcp", None, modern(4, "tools/list", json!({})))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/mcp/{connector}"),
+        "{v}"
+    );
+    assert_eq!(gw.gateway.session_count(), 0);
+}
