@@ -32,6 +32,80 @@ pub struct AuditConfig {
     pub default_class: String,
     /// Connectors marked sensitive: no content is kept for them, only metadata (AU-7).
     pub memory_off_connectors: BTreeSet<String>,
+    /// Data classes whose raw payloads are kept, encrypted per subject (AU-2). Empty by default:
+    /// raw payloads are off.
+    pub payload_classes: BTreeSet<String>,
+    /// The key that wraps the per-subject payload keys; created (0600) when first needed.
+    pub payload_key_path: PathBuf,
+    /// Days events of each data class are kept (AU-4); classes not listed use
+    /// `default_retention_days`.
+    pub retention_days: BTreeMap<String, u32>,
+    /// Days for classes without their own rule; `None` keeps them forever.
+    pub default_retention_days: Option<u32>,
+    /// How often the background retention job runs.
+    pub retention_interval: Duration,
+    /// Live sinks the committed events are copied to (AU-6).
+    pub sinks: Vec<crate::sinks::SinkConfig>,
+}
+
+/// The audit part of the configuration file, as an operator writes it (YAML or JSON).
+///
+/// ```yaml
+/// connector_classes: { crm: personal }
+/// default_class: internal
+/// retention_days: { personal: 30, internal: 365 }
+/// default_retention_days: 400
+/// payload_classes: [personal]
+/// memory_off_connectors: [hr]
+/// sinks:
+///   - { type: file, path: /var/log/portcullis/audit.jsonl, max_bytes: 10000000, keep: 5 }
+///   - { type: syslog, address: "127.0.0.1:514", transport: udp }
+/// ```
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPolicy {
+    /// Data class of each connector.
+    #[serde(default)]
+    pub connector_classes: BTreeMap<String, String>,
+    /// Class of connectors without one.
+    #[serde(default)]
+    pub default_class: Option<String>,
+    /// Days per class.
+    #[serde(default)]
+    pub retention_days: BTreeMap<String, u32>,
+    /// Days for other classes (absent: forever).
+    #[serde(default)]
+    pub default_retention_days: Option<u32>,
+    /// Classes whose payloads are kept, encrypted.
+    #[serde(default)]
+    pub payload_classes: BTreeSet<String>,
+    /// Sensitive connectors: metadata only.
+    #[serde(default)]
+    pub memory_off_connectors: BTreeSet<String>,
+    /// Live sinks.
+    #[serde(default)]
+    pub sinks: Vec<crate::sinks::SinkConfig>,
+}
+
+impl AuditPolicy {
+    /// Parses a policy file; errors name the file, line and column.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Self, AuditError> {
+        serde_saphyr::from_str(text)
+            .map_err(|e| AuditError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Applies the policy onto `cfg`.
+    pub fn apply(self, cfg: &mut AuditConfig) {
+        cfg.connector_classes = self.connector_classes;
+        if let Some(c) = self.default_class {
+            cfg.default_class = c;
+        }
+        cfg.retention_days = self.retention_days;
+        cfg.default_retention_days = self.default_retention_days;
+        cfg.payload_classes = self.payload_classes;
+        cfg.memory_off_connectors = self.memory_off_connectors;
+        cfg.sinks = self.sinks;
+    }
 }
 
 impl AuditConfig {
@@ -49,7 +123,21 @@ impl AuditConfig {
             connector_classes: BTreeMap::new(),
             default_class: "default".into(),
             memory_off_connectors: BTreeSet::new(),
+            payload_classes: BTreeSet::new(),
+            payload_key_path: data_dir.join("audit-payload.key"),
+            retention_days: BTreeMap::new(),
+            default_retention_days: None,
+            retention_interval: Duration::from_secs(3600),
+            sinks: Vec::new(),
         }
+    }
+
+    /// Days events of `class` are kept; `None` is forever.
+    pub fn retention_for(&self, class: &str) -> Option<u32> {
+        self.retention_days
+            .get(class)
+            .copied()
+            .or(self.default_retention_days)
     }
 
     /// The parsed database URL.
@@ -76,6 +164,27 @@ impl AuditConfig {
             return Err(AuditError::Config(
                 "checkpoint_every must be at least 1".into(),
             ));
+        }
+        for (class, days) in &self.retention_days {
+            if *days == 0 {
+                return Err(AuditError::Config(format!(
+                    "retention_days for class {class:?} is 0; use at least 1 (events are removed once older than this)"
+                )));
+            }
+        }
+        if self.default_retention_days == Some(0) {
+            return Err(AuditError::Config(
+                "default_retention_days is 0; use at least 1, or leave it out to keep events"
+                    .into(),
+            ));
+        }
+        if self.retention_interval.is_zero() {
+            return Err(AuditError::Config(
+                "retention_interval must be positive".into(),
+            ));
+        }
+        for s in &self.sinks {
+            s.validate()?;
         }
         if self.default_class.trim().is_empty() {
             return Err(AuditError::Config("default_class must not be empty".into()));

@@ -8,12 +8,16 @@
 
 pub mod canonical;
 pub mod config;
+pub mod export;
 pub mod keys;
 pub mod log;
 pub mod metrics;
+pub mod payload;
+pub mod retention;
+pub mod sinks;
 pub mod verify;
 
-pub use config::AuditConfig;
+pub use config::{AuditConfig, AuditPolicy};
 pub use log::{AuditLog, EventFilter};
 pub use metrics::AuditMetrics;
 pub use verify::{VerifyOptions, VerifyReport};

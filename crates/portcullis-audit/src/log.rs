@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use portcullis_core::{Clock, Decision, Event, EventSink};
-use portcullis_store::audit::{AppendBatch, EventQuery, EventRow, Head};
+use portcullis_store::audit::{AppendBatch, EventQuery, EventRow, Head, PayloadRow};
 use portcullis_store::{OpenMode, Store};
 use rand::RngCore;
 use tokio::sync::{mpsc, oneshot};
@@ -20,7 +20,7 @@ use crate::{AuditConfig, AuditError, AuditMetrics};
 const MAX_WRITE_ATTEMPTS: u32 = 10;
 
 enum Msg {
-    Event(Box<Event>),
+    Event(Box<(Event, Option<Vec<u8>>)>),
     Flush(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -82,6 +82,8 @@ pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
     store: Store,
     cfg: AuditConfig,
+    clock: Arc<dyn Clock>,
+    master: Arc<std::sync::OnceLock<crate::payload::MasterKey>>,
     signer: Arc<Signer>,
     log_id: Vec<u8>,
     metrics: Arc<AuditMetrics>,
@@ -192,11 +194,14 @@ impl AuditLog {
         )
         .await?;
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let master = Arc::new(std::sync::OnceLock::new());
         let writer = Writer {
+            master: master.clone(),
+            sinks: Some(crate::sinks::Sinks::start(&cfg.sinks, metrics.clone())),
             store: store.clone(),
             signer: signer.clone(),
             log_id: log_id.clone(),
-            clock,
+            clock: clock.clone(),
             metrics: metrics.clone(),
             max_batch: cfg.max_batch,
             checkpoint_every: cfg.checkpoint_every,
@@ -213,12 +218,19 @@ impl AuditLog {
             tx,
             store,
             cfg,
+            clock,
+            master,
             signer,
             log_id,
             metrics,
             closed: AtomicBool::new(false),
             writer: std::sync::Mutex::new(Some(handle)),
         }))
+    }
+
+    /// Whether [`AuditLog::shutdown`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// The counters (events written, dropped, sink failures...).
@@ -276,8 +288,63 @@ impl AuditLog {
     }
 }
 
-impl EventSink for AuditLog {
-    fn record(&self, event: Event) {
+impl AuditLog {
+    /// Like [`EventSink::record`], with the raw payload of the interaction. The payload is kept
+    /// only when the event's data class is in `payload_classes` and its connector is not
+    /// memory-off (AU-2, AU-7); it is then encrypted with the subject's (principal's) key.
+    /// Callers pass text the detection engine has already redacted.
+    pub fn record_with_payload(&self, event: Event, payload: Vec<u8>) {
+        let keep = self.payload_kept(&event);
+        if !keep {
+            AuditMetrics::add(&self.metrics.payloads_suppressed, 1);
+        }
+        self.enqueue(event, keep.then_some(payload));
+    }
+
+    /// Whether a payload of this event would be kept.
+    pub fn payload_kept(&self, event: &Event) -> bool {
+        let memory_off = event
+            .connector
+            .as_deref()
+            .is_some_and(|c| self.cfg.memory_off_connectors.contains(c));
+        let class = self.cfg.class_of(event.connector.as_deref());
+        !memory_off && self.cfg.payload_classes.contains(class)
+    }
+
+    /// The decrypted payload kept for event `seq`, if any (gone after erasure).
+    pub async fn payload(&self, seq: i64) -> Result<Option<Vec<u8>>, AuditError> {
+        let Some(p) = self
+            .store
+            .payloads_by_seq(seq, seq)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let rows = self.store.events_by_seq(seq, seq, 1).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let master = self.master_key()?;
+        if self.store.subject_key(&p.subject).await?.is_none() {
+            return Ok(None);
+        }
+        let key = master
+            .subject_key(&self.store, &p.subject, self.clock.now().timestamp_micros())
+            .await?;
+        crate::payload::open(&key, &row.id, &p.nonce, &p.ciphertext).map(Some)
+    }
+
+    pub(crate) fn master_key(&self) -> Result<&crate::payload::MasterKey, AuditError> {
+        master_key(&self.master, &self.cfg.payload_key_path)
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn enqueue(&self, event: Event, payload: Option<Vec<u8>>) {
         // AU-1: never block the data path. A full queue or a closed log loses the event, which is
         // counted (and must stay 0: size the queue for bursts).
         if self.closed.load(Ordering::Relaxed) {
@@ -285,13 +352,19 @@ impl EventSink for AuditLog {
             tracing::error!("audit event recorded after shutdown; dropped");
             return;
         }
-        match self.tx.try_send(Msg::Event(Box::new(event))) {
+        match self.tx.try_send(Msg::Event(Box::new((event, payload)))) {
             Ok(()) => AuditMetrics::add(&self.metrics.queue_depth, 1),
             Err(_) => {
                 AuditMetrics::add(&self.metrics.events_dropped, 1);
                 tracing::error!("audit queue full or writer stopped; event dropped");
             }
         }
+    }
+}
+
+impl EventSink for AuditLog {
+    fn record(&self, event: Event) {
+        self.enqueue(event, None);
     }
 
     fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
@@ -384,7 +457,20 @@ fn write_head(path: &std::path::Path, rec: &HeadRecord) {
     }
 }
 
+fn master_key<'a>(
+    cell: &'a std::sync::OnceLock<crate::payload::MasterKey>,
+    path: &std::path::Path,
+) -> Result<&'a crate::payload::MasterKey, AuditError> {
+    if let Some(k) = cell.get() {
+        return Ok(k);
+    }
+    let k = crate::payload::MasterKey::load_or_create(path, true)?;
+    Ok(cell.get_or_init(|| k))
+}
+
 struct Writer {
+    master: Arc<std::sync::OnceLock<crate::payload::MasterKey>>,
+    sinks: Option<crate::sinks::Sinks>,
     store: Store,
     signer: Arc<Signer>,
     log_id: Vec<u8>,
@@ -403,12 +489,15 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut batch: Vec<Event> = Vec::with_capacity(self.max_batch);
+        let mut batch: Vec<(Event, Option<Vec<u8>>)> = Vec::with_capacity(self.max_batch);
         let mut flushes = Vec::new();
         loop {
             let Some(first) = rx.recv().await else {
                 // Every sender is gone (the log was dropped): nothing more can arrive.
                 self.final_checkpoint().await;
+                if let Some(s) = self.sinks.take() {
+                    s.close().await;
+                }
                 return;
             };
             let mut shutdown = None;
@@ -455,6 +544,9 @@ impl Writer {
                     self.write_with_retry(chunk).await;
                 }
                 self.final_checkpoint().await;
+                if let Some(s) = self.sinks.take() {
+                    s.close().await;
+                }
                 for f in flushes.drain(..) {
                     let _ = f.send(());
                 }
@@ -481,18 +573,51 @@ impl Writer {
         }
     }
 
-    async fn write_with_retry(&mut self, events: &[Event]) {
-        let rows: Vec<EventRow> = events
-            .iter()
-            .map(|e| {
-                let class = self.cfg.class_of(e.connector.as_deref()).to_string();
-                canonical::to_row(e, &class, e.principal.clone(), None)
-            })
-            .collect();
+    async fn write_with_retry(&mut self, events: &[(Event, Option<Vec<u8>>)]) {
+        let mut rows: Vec<EventRow> = Vec::with_capacity(events.len());
+        let mut payloads: Vec<(usize, PayloadRow)> = Vec::new();
+        for (i, (e, payload)) in events.iter().enumerate() {
+            let class = self.cfg.class_of(e.connector.as_deref()).to_string();
+            let mut row = canonical::to_row(e, &class, e.principal.clone(), None);
+            if let Some(p) = payload {
+                // AU-2: encrypt with the subject's key; without a subject there is no one to
+                // erase it for, so it is not kept.
+                match self.seal(e, p).await {
+                    Ok(Some((subject, sealed))) => {
+                        row.payload_digest = Some(sealed.digest);
+                        payloads.push((
+                            i,
+                            PayloadRow {
+                                seq: 0,
+                                subject,
+                                nonce: sealed.nonce,
+                                ciphertext: sealed.ciphertext,
+                            },
+                        ));
+                    }
+                    Ok(None) => AuditMetrics::add(&self.metrics.payloads_suppressed, 1),
+                    Err(err) => {
+                        AuditMetrics::add(&self.metrics.payloads_suppressed, 1);
+                        tracing::error!(error = %err, "cannot encrypt an audit payload; the event is kept without it");
+                    }
+                }
+            }
+            rows.push(row);
+        }
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
-            match self.write_once(&rows).await {
-                Ok(()) => return,
+            match self.write_once(&rows, &payloads).await {
+                Ok(first_seq) => {
+                    if let Some(sinks) = &self.sinks {
+                        let committed: Vec<crate::sinks::Committed> = events
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (e, _))| Arc::new((first_seq + i as i64, e.clone())))
+                            .collect();
+                        sinks.send(&committed);
+                    }
+                    return;
+                }
                 Err(e) => {
                     AuditMetrics::add(&self.metrics.write_failures, 1);
                     tracing::error!(attempt, error = %e, "cannot commit audit events; retrying");
@@ -510,7 +635,30 @@ impl Writer {
         );
     }
 
-    async fn write_once(&mut self, rows: &[EventRow]) -> Result<(), AuditError> {
+    async fn seal(
+        &self,
+        e: &Event,
+        payload: &[u8],
+    ) -> Result<Option<(String, crate::payload::Sealed)>, AuditError> {
+        let Some(subject) = e.principal.clone() else {
+            return Ok(None);
+        };
+        let master = master_key(&self.master, &self.cfg.payload_key_path)?;
+        let key = master
+            .subject_key(&self.store, &subject, self.clock.now().timestamp_micros())
+            .await?;
+        Ok(Some((
+            subject,
+            crate::payload::seal(&key, &e.id.to_string(), payload)?,
+        )))
+    }
+
+    /// Commits one batch; returns the seq of its first event.
+    async fn write_once(
+        &mut self,
+        rows: &[EventRow],
+        payloads: &[(usize, PayloadRow)],
+    ) -> Result<i64, AuditError> {
         let loc = self.store.location().to_string();
         let now_us = self.clock.now().timestamp_micros();
         let (last_cp_seq, last_cp_time, every, interval) = (
@@ -541,6 +689,14 @@ impl Writer {
                     row.hash = prev.to_vec();
                     out.push(row);
                 }
+                let first = out.first().map(|r| r.seq).unwrap_or(0);
+                let payloads: Vec<PayloadRow> = payloads
+                    .iter()
+                    .map(|(i, p)| PayloadRow {
+                        seq: first + *i as i64,
+                        ..p.clone()
+                    })
+                    .collect();
                 let checkpoint = (seq - last_cp_seq >= every || now_us - last_cp_time >= interval)
                     .then(|| {
                         signed = Some(seq);
@@ -548,12 +704,14 @@ impl Writer {
                     });
                 Ok(AppendBatch {
                     events: out,
-                    payloads: Vec::new(),
+                    payloads,
                     checkpoint,
                 })
             })
             .await??;
+        let mut first_seq = 0;
         if let Some(h) = built {
+            first_seq = h.seq - rows.len() as i64 + 1;
             let hash = hash32(&h.hash, h.seq, &loc)?;
             self.head = Some((h.seq, hash));
             if let Some(p) = &self.head_path {
@@ -570,6 +728,6 @@ impl Writer {
         }
         AuditMetrics::add(&self.metrics.events_written, rows.len() as u64);
         AuditMetrics::add(&self.metrics.batches_written, 1);
-        Ok(())
+        Ok(first_seq)
     }
 }

@@ -46,6 +46,8 @@ pub enum ProblemKind {
     Truncated,
     /// An event marked as removed by retention or erasure still has content, or the reverse.
     BadRedaction,
+    /// A stored payload does not match the digest its event carries in the chain.
+    PayloadMismatch,
 }
 
 /// The first problem found.
@@ -316,6 +318,25 @@ pub async fn verify(
                 }
                 last_cp = c.seq;
                 last_signed = c.seq;
+            }
+        }
+        // Payloads are outside the chain but bound to it by the digest in their event.
+        let (a, b) = (rows[0].seq, rows[rows.len() - 1].seq);
+        for p in store.payloads_by_seq(a, b).await? {
+            let r = &rows[(p.seq - a) as usize];
+            if r.payload_digest.as_deref()
+                != Some(&crate::payload::digest(&p.nonce, &p.ciphertext)[..])
+            {
+                return fail(
+                    report,
+                    p.seq,
+                    Some(&r.id),
+                    ProblemKind::PayloadMismatch,
+                    format!(
+                        "the stored payload of event seq {} does not match the digest in the chain",
+                        p.seq
+                    ),
+                );
             }
         }
     }

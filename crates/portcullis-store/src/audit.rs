@@ -535,6 +535,13 @@ impl Store {
         .map_err(self.err("writing a receipt"))
     }
 
+    /// Rewrites a receipt's details.
+    pub async fn update_receipt(&self, r: &ReceiptRow) -> Result<(), StoreError> {
+        dispatch!(self.db(), pool => sqlx::query("UPDATE audit_receipts SET details = $1 WHERE id = $2")
+            .bind(&r.details).bind(&r.id).execute(pool).await.map(|_| ()))
+        .map_err(self.err("updating a receipt"))
+    }
+
     /// All receipts, oldest first.
     pub async fn receipts(&self) -> Result<Vec<ReceiptRow>, StoreError> {
         dispatch!(self.db(), pool => sqlx::query_as(
