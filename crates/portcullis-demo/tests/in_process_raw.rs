@@ -23,20 +23,34 @@ async fn raw_json_rpc_over_the_in_process_pipe() {
     let (r, mut w) = tokio::io::split(pipe);
     let mut r = BufReader::new(r);
 
-    send(&mut w, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    send(
+        &mut w,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "raw-test", "version": "0"}}}))
+        "clientInfo": {"name": "raw-test", "version": "0"}}}),
+    )
     .await;
     let init = recv(&mut r).await;
     assert_eq!(init["id"], 1);
     assert_eq!(init["result"]["serverInfo"]["name"], "portcullis-demo-crm");
     assert_eq!(init["result"]["protocolVersion"], "2025-06-18");
     for cap in ["tools", "resources", "prompts"] {
-        assert!(init["result"]["capabilities"][cap].is_object(), "{cap}: {init}");
+        assert!(
+            init["result"]["capabilities"][cap].is_object(),
+            "{cap}: {init}"
+        );
     }
-    send(&mut w, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    send(
+        &mut w,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
 
-    send(&mut w, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
+    send(
+        &mut w,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
     let list = recv(&mut r).await;
     let names: Vec<&str> = list["result"]["tools"]
         .as_array()
@@ -46,11 +60,20 @@ async fn raw_json_rpc_over_the_in_process_pipe() {
         .collect();
     assert_eq!(
         names,
-        ["delete_customer", "export_customers", "fetch_url", "get_customer", "search_customers"]
+        [
+            "delete_customer",
+            "export_customers",
+            "fetch_url",
+            "get_customer",
+            "search_customers"
+        ]
     );
 
-    send(&mut w, json!({"jsonrpc": "2.0", "id": "c-3", "method": "tools/call",
-        "params": {"name": "get_customer", "arguments": {"id": "cus_0002"}}}))
+    send(
+        &mut w,
+        json!({"jsonrpc": "2.0", "id": "c-3", "method": "tools/call",
+        "params": {"name": "get_customer", "arguments": {"id": "cus_0002"}}}),
+    )
     .await;
     let call = recv(&mut r).await;
     assert_eq!(call["id"], "c-3");

@@ -40,39 +40,39 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             format!("binding {addr} for demo-server --listen (is the port in use?)")
         })?;
         let bound = listener.local_addr().context("reading the bound address")?;
+        let shutdown = shutdown_signal()?;
         {
             // Scripts and tests wait for this line to learn the port; flush so they see it now.
             let mut out = std::io::stdout().lock();
             writeln!(out, "listening on http://{bound}/mcp").context("writing to stdout")?;
             out.flush().context("flushing stdout")?;
         }
-        portcullis_demo::serve_http(listener, shutdown_signal())
+        portcullis_demo::serve_http(listener, shutdown)
             .await
             .with_context(|| format!("demo-server on {bound}"))?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Completes on Ctrl-C or, on Unix, SIGTERM, so that `kill` stops the server cleanly.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Installs the Ctrl-C and (on Unix) SIGTERM handlers now, so that a signal sent as soon as the
+/// listening line appears is not lost, and returns a future that completes on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
