@@ -51,9 +51,9 @@ export const PROFILES: Record<string, Profile> = {
   // Portcullis's embedded demo connector (DESIGN.md "The embedded default").
   crm: {
     expectTools: ["search_customers", "get_customer", "delete_customer", "fetch_url", "export_customers"],
-    call: { name: "search_customers", args: { query: "a", limit: 3 }, expect: "" },
+    call: { name: "search_customers", args: { query: "a", limit: 3 }, expect: "cus_" },
     resourceUriPrefix: "crm://schema",
-    prompt: { name: "summarize_customer", args: {} },
+    prompt: { name: "summarize_customer", args: { id: "cus_0001" } },
     features: ["tools", "resources", "prompts"],
   },
 };

@@ -60,9 +60,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "crm": {
         "expect_tools": ["search_customers", "get_customer", "delete_customer", "fetch_url", "export_customers"],
-        "call": {"name": "search_customers", "args": {"query": "a", "limit": 3}, "expect": ""},
+        "call": {"name": "search_customers", "args": {"query": "a", "limit": 3}, "expect": "cus_"},
         "resource_uri_prefix": "crm://schema",
-        "prompt": {"name": "summarize_customer", "args": {}},
+        "prompt": {"name": "summarize_customer", "args": {"id": "cus_0001"}},
         "features": ["tools", "resources", "prompts"],
     },
 }

@@ -380,7 +380,12 @@ pub fn py_client(c: &Clients, t: &Target) -> Run {
 pub fn inspector(c: &Clients, t: &Target) -> Run {
     let mut t = t.clone();
     // The Inspector CLI covers list and call; the streaming features are the SDK clients' job.
-    t.features = Some("tools,resources,prompts".into());
+    let wanted = ["tools", "resources", "prompts"];
+    let f: Vec<&str> = match &t.features {
+        None => wanted.to_vec(),
+        Some(f) => f.split(',').filter(|x| wanted.contains(x)).collect(),
+    };
+    t.features = Some(f.join(","));
     let mut cmd = Command::new(&c.node22);
     cmd.arg(&c.tsx)
         .arg("inspector-check.ts")
