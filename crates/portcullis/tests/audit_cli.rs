@@ -21,13 +21,13 @@ fn event(i: u64) -> Event {
         CorrelationId::from_request_id(&format!("req-{i}")).unwrap(),
         EventKind::McpRequest,
     );
-    e.principal = Some(if i % 2 == 0 { "alice" } else { "bob" }.into());
+    e.principal = Some(if i.is_multiple_of(2) { "alice" } else { "bob" }.into());
     e.client = Some("chatgpt".into());
     e.source = Some("127.0.0.1:40000".into());
     e.connector = Some("crm".into());
     e.method = Some("tools/call".into());
     e.target = Some("search_customers".into());
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         e.decision = Decision::Redact;
         e.findings.push(FindingSummary {
             kind: "pii.email".into(),
