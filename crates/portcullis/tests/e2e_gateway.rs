@@ -158,3 +158,43 @@ fn correlation_id_health_readiness_and_metrics_endpoints_answer() {
         &body[..body.len().min(400)]
     );
 }
+
+/// Several clients at once on one gateway: each must get its own server-to-client requests
+/// (sampling, elicitation: the clients count them and expect exactly one each), its own progress
+/// and its own notifications. Over HTTP each client session maps to its own upstream session, so
+/// every feature applies; a stdio child is one upstream session shared by all clients, where the
+/// server's per-session toggles (logging, subscription updates) would interfere, so those two are
+/// left out there.
+#[test]
+fn concurrent_clients_each_get_their_own_requests_and_notifications() {
+    let c = Clients::locate();
+    let upstream = start_everything_http(&c);
+    let gw = Gateway::start(&config(&[
+        http_connector("remote", &format!("{}/mcp", upstream.url)),
+        everything_stdio_connector(&c, "everything"),
+    ]));
+    let remote = Target::new(gw.url("/mcp/remote"), "everything");
+    let stdio = Target::new(gw.url("/mcp/everything"), "everything")
+        .features("tools,resources,prompts,progress,sampling,elicitation,cancellation");
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let c = &c;
+        let handles = [
+            s.spawn(|| ts_client(c, &remote)),
+            s.spawn(|| py_client(c, &remote)),
+            s.spawn(|| ts_client(c, &stdio)),
+            s.spawn(|| py_client(c, &stdio)),
+        ];
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    assert_all_ok(
+        &runs,
+        &format!(
+            "gateway stderr tail:\n{}\nupstream stderr tail:\n{}",
+            gw.proc.stderr_tail(),
+            upstream.stderr_tail()
+        ),
+    );
+}
