@@ -450,7 +450,8 @@ fn date(rng: &mut SplitMix64, from_year: u64, to_year: u64) -> String {
 }
 
 /// Free-text notes: mostly routine, sometimes holding a card number, an SSN (US customers) or an
-/// IBAN (customers in IBAN countries), the way such data ends up in real CRMs.
+/// IBAN (customers in IBAN countries), the way such data ends up in real CRMs; a few routine notes
+/// hold an IP address or a pasted error with internal paths and host names (DLP-1, DLP-2).
 fn notes(rng: &mut SplitMix64, country: &str, first: &str, plan: Plan) -> String {
     let iban_country = matches!(country, "GB" | "IE" | "DE" | "FR" | "NL" | "ES");
     let roll = rng.below(100);
@@ -465,7 +466,7 @@ fn notes(rng: &mut SplitMix64, country: &str, first: &str, plan: Plan) -> String
 
 fn routine_note(rng: &mut SplitMix64, first: &str, plan: Plan) -> String {
     let month = *rng.pick(MONTHS);
-    match rng.below(9) {
+    match rng.below(11) {
         0 => "Prefers contact by email; do not call before 10:00 local time.".to_owned(),
         1 => format!(
             "Asked about SSO and SCIM provisioning for the {} plan.",
@@ -480,6 +481,18 @@ fn routine_note(rng: &mut SplitMix64, first: &str, plan: Plan) -> String {
         5 => format!("Met at the {month} user conference; wants a roadmap briefing."),
         6 => "Churn risk: usage down 40% over the last quarter.".to_owned(),
         7 => format!("Upgraded from free to {} after the trial.", plan.as_str()),
+        // Documentation range (RFC 5737): an IP address for detectors, nobody's machine.
+        8 => format!(
+            "Sign-in from unrecognised address 203.0.113.{} blocked; {first} confirmed it was travel.",
+            rng.range(1, 254)
+        ),
+        // Support engineers paste error dumps into notes: an internal-detail leak (DLP-2).
+        9 => format!(
+            "Bug report: export failed with `psycopg2.OperationalError: could not connect to server` \
+             at /srv/crm/app/billing/export.py line {} (host db-{}.internal.corp).",
+            rng.range(40, 400),
+            rng.range(1, 9)
+        ),
         _ => String::new(),
     }
 }
@@ -760,7 +773,7 @@ mod tests {
         // update it only on purpose.
         assert_eq!(
             digest,
-            "bfa2837da53c0cb9dabe6de647aaccc9156b0d99e49d35ae82dc7641878cb112"
+            "1d226763b4a6a34a99c19db8ae1b35638b30ec4db74a6c1638cb76756a60e68e"
         );
     }
 
@@ -858,6 +871,18 @@ mod tests {
             })
             .count();
         assert!(clean >= 100, "most notes are routine: {clean}");
+        let ips = table
+            .iter()
+            .filter(|c| c.notes.contains("203.0.113."))
+            .count();
+        let leaks = table
+            .iter()
+            .filter(|c| c.notes.contains("/srv/crm/"))
+            .count();
+        assert!(
+            ips >= 3 && leaks >= 3,
+            "{ips} notes with an IP, {leaks} with an error dump"
+        );
     }
 
     #[test]

@@ -30,8 +30,9 @@ pub use server::{
     SERVER_NAME, SUMMARIZE_PROMPT, Table, customer_schema,
 };
 pub use web::{
-    ATTACKER_HOST, EXFILTRATION_URL, GETTING_STARTED_URL, HIDDEN_HTML_URL, HIDDEN_TAG_TEXT,
-    INJECTION_URL, PRICING_URL, demo_page, demo_pages, to_unicode_tags,
+    ATTACKER_HOST, BIDI_TEXT, ENCODED_TEXT, ENCODED_URL, EXFILTRATION_URL, GETTING_STARTED_URL,
+    HIDDEN_HTML_URL, HIDDEN_TAG_TEXT, INJECTION_URL, PRICING_URL, demo_page, demo_pages,
+    to_unicode_tags,
 };
 
 /// The rmcp version this crate is built against, re-exported so that callers (and tests of the
@@ -101,8 +102,15 @@ pub async fn serve_stdio() -> Result<(), DemoError> {
 /// is gone for the others (and a stateless request sees the same data as a session). The `Host`
 /// header must name a loopback host, as a guard against DNS rebinding.
 pub fn http_router() -> axum::Router {
+    http_router_allowing_hosts(&[])
+}
+
+/// [`http_router`] that also accepts the `Host` names (or `host:port` authorities) in
+/// `extra_hosts`, for a server reached under another name than loopback.
+pub fn http_router_allowing_hosts(extra_hosts: &[String]) -> axum::Router {
     let table = Table::fresh();
-    let config = StreamableHttpServerConfig::default().with_legacy_session_mode(true);
+    let mut config = StreamableHttpServerConfig::default().with_legacy_session_mode(true);
+    config.allowed_hosts.extend(extra_hosts.iter().cloned());
     let service: StreamableHttpService<CrmServer, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(CrmServer::with_table(table.clone())),
         Default::default(),
@@ -111,9 +119,11 @@ pub fn http_router() -> axum::Router {
     axum::Router::new().nest_service("/mcp", service)
 }
 
-/// Serves [`http_router`] on `listener` until `shutdown` completes, then lets open requests finish.
+/// Serves `router` (usually [`http_router`]) on `listener` until `shutdown` completes, then lets
+/// open requests finish.
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
+    router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DemoError> {
     use axum::serve::ListenerExt;
@@ -124,7 +134,7 @@ pub async fn serve_http(
             tracing::debug!(error = %e, "demo crm: could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, http_router())
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -7,7 +7,7 @@ use portcullis_demo::rmcp::model::{CallToolRequestParams, ClientConfig, Protocol
 use portcullis_demo::rmcp::service::{RoleClient, RunningService};
 use portcullis_demo::rmcp::transport::StreamableHttpClientTransport;
 use portcullis_demo::rmcp::{ClientLifecycleMode, ClientServiceExt, ServiceExt};
-use portcullis_demo::{CustomerList, customers, serve_http};
+use portcullis_demo::{CustomerList, customers, http_router, serve_http};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -16,7 +16,7 @@ async fn start() -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        serve_http(listener, async {
+        serve_http(listener, http_router(), async {
             let _ = stopped.await;
         })
         .await
@@ -132,5 +132,51 @@ async fn each_listener_starts_from_the_full_table() {
         c.cancel().await.unwrap();
         stop.send(()).unwrap();
         task.await.unwrap();
+    }
+}
+
+/// Status of a `ping` POSTed to `addr` with the given `Host` header.
+async fn status_for_host(addr: SocketAddr, host: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).await.unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    resp.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_header_must_be_loopback_or_explicitly_allowed() {
+    for (router, host, want) in [
+        (http_router(), "127.0.0.1", 200),
+        (http_router(), "localhost:9", 200),
+        (http_router(), "crm.test", 403),
+        (
+            portcullis_demo::http_router_allowing_hosts(&["crm.test".to_owned()]),
+            "crm.test",
+            200,
+        ),
+        (
+            portcullis_demo::http_router_allowing_hosts(&["crm.test".to_owned()]),
+            "evil.test",
+            403,
+        ),
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve_http(listener, router, async {
+            let _ = stopped.await;
+        }));
+        assert_eq!(status_for_host(addr, host).await, want, "Host: {host}");
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
     }
 }

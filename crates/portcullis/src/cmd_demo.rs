@@ -17,9 +17,14 @@ pub struct DemoArgs {
     #[arg(long)]
     stdio: bool,
     /// Serve Streamable HTTP at http://ADDR/mcp, e.g. 127.0.0.1:8090 (port 0 picks a free port).
-    /// Prints `listening on http://ADDR/mcp` once bound. Only loopback Host headers are accepted.
+    /// Prints `listening on http://ADDR/mcp` once bound. Requests must carry a loopback Host
+    /// header (a guard against DNS rebinding) unless --allow-host names theirs.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// With --listen: also accept this Host header (a name, or name:port); repeatable. The
+    /// address given to --listen is accepted already when it is a specific IP.
+    #[arg(long = "allow-host", value_name = "HOST", requires = "listen")]
+    allow_hosts: Vec<String>,
 }
 
 /// Runs `portcullis demo-server`.
@@ -40,6 +45,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             format!("binding {addr} for demo-server --listen (is the port in use?)")
         })?;
         let bound = listener.local_addr().context("reading the bound address")?;
+        let mut hosts = args.allow_hosts;
+        if bound.ip().is_unspecified() && hosts.is_empty() {
+            eprintln!(
+                "note: listening on all interfaces, but only loopback Host headers are accepted; \
+                 add --allow-host NAME for each name clients use"
+            );
+        } else if !bound.ip().is_unspecified() && !bound.ip().is_loopback() {
+            hosts.push(bound.ip().to_string());
+        }
+        let router = portcullis_demo::http_router_allowing_hosts(&hosts);
         let shutdown = shutdown_signal()?;
         {
             // Scripts and tests wait for this line to learn the port; flush so they see it now.
@@ -47,7 +62,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "listening on http://{bound}/mcp").context("writing to stdout")?;
             out.flush().context("flushing stdout")?;
         }
-        portcullis_demo::serve_http(listener, shutdown)
+        portcullis_demo::serve_http(listener, router, shutdown)
             .await
             .with_context(|| format!("demo-server on {bound}"))?;
         Ok(ExitCode::SUCCESS)

@@ -367,6 +367,15 @@ fn transport_must_be_chosen_and_errors_say_what_to_do() {
         "the two transports exclude each other"
     );
 
+    let out = Command::new(BIN)
+        .args(["demo-server", "--stdio", "--allow-host", "crm.test"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "--allow-host only makes sense with --listen"
+    );
+
     // A port that is taken: the error names the address and suggests the cause.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
