@@ -20,10 +20,10 @@ use tokio::sync::mpsc;
 use crate::Inner;
 use crate::federation;
 use crate::jsonrpc::{
-    self, Body as RpcBody, Id, Kind, Message, code, error_response, result_response, upstream_head,
+    self, Body as RpcBody, Id, Kind, Message, code, error_response, result_response,
 };
 use crate::session::{LiveSession, Scope};
-use crate::upstream::{Exchange, RequestCtx, UpstreamError};
+use crate::upstream::{Exchange, RequestCtx, UpMsg, UpstreamError};
 
 /// Protocol revisions the gateway speaks with clients, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -97,6 +97,7 @@ impl Inner {
             request_id: Some(info.correlation.to_string()),
             protocol_headers: info.protocol_headers.clone(),
             timeout,
+            initialize: false,
         }
     }
 
@@ -154,18 +155,14 @@ fn http_error(status: StatusCode, code: i64, message: &str) -> Reply {
     Reply::Json(status, error_response(&Id::null(), code, message))
 }
 
-fn outcome_of(bytes: &[u8], method: Option<&str>) -> Outcome {
-    match upstream_head(bytes) {
-        Some(h) if h.error_code.is_some() => Outcome::Error {
-            code: h.error_code.unwrap_or(0),
+fn outcome_of(head: &jsonrpc::UpstreamHead, method: Option<&str>) -> Outcome {
+    match head.error_code {
+        Some(code) => Outcome::Error {
+            code,
             origin: "upstream".into(),
         },
-        Some(_) => Outcome::Ok {
-            tool_error: method == Some("tools/call") && jsonrpc::tool_result_is_error(bytes),
-        },
-        None => Outcome::Error {
-            code: code::UPSTREAM_PROTOCOL,
-            origin: "gateway".into(),
+        None => Outcome::Ok {
+            tool_error: method == Some("tools/call") && head.tool_error,
         },
     }
 }
@@ -969,14 +966,14 @@ async fn forward(
                 cancel_upstream(&up, &id, &ctx, &e).await;
                 return upstream_failure(inner, &id, e, info, ev);
             }
-            Ok(m) if is_final(&m, &id) => {
+            Ok(m) if is_final(&m.head, &id) => {
                 session.end(id.json());
-                ev.outcome = outcome_of(&m, method.as_deref());
-                inner.finish_event(ev, info, m.len());
-                return Reply::Json(StatusCode::OK, m);
+                ev.outcome = outcome_of(&m.head, method.as_deref());
+                inner.finish_event(ev, info, m.bytes.len());
+                return Reply::Json(StatusCode::OK, m.bytes);
             }
             Ok(m) => {
-                let m = session.to_client(i, m);
+                let m = session.to_client(i, m.bytes);
                 if !info.accept_sse {
                     session.deliver(m);
                     continue;
@@ -1002,14 +999,14 @@ async fn forward(
                                 let _ = tx.send(body).await;
                                 break;
                             }
-                            Ok(m) if is_final(&m, &id) => {
-                                ev.outcome = outcome_of(&m, method.as_deref());
-                                sent += m.len();
-                                let _ = tx.send(m).await;
+                            Ok(m) if is_final(&m.head, &id) => {
+                                ev.outcome = outcome_of(&m.head, method.as_deref());
+                                sent += m.bytes.len();
+                                let _ = tx.send(m.bytes).await;
                                 break;
                             }
                             Ok(m) => {
-                                let m = session.to_client(i, m);
+                                let m = session.to_client(i, m.bytes);
                                 sent += m.len();
                                 if tx.send(m).await.is_err() {
                                     ev.outcome = Outcome::Cancelled;
@@ -1028,8 +1025,8 @@ async fn forward(
     }
 }
 
-fn is_final(m: &Bytes, id: &Id) -> bool {
-    matches!(upstream_head(m), Some(h) if h.kind == Kind::Response && h.id.as_ref() == Some(id))
+fn is_final(h: &jsonrpc::UpstreamHead, id: &Id) -> bool {
+    h.kind == Kind::Response && h.id.as_ref() == Some(id)
 }
 
 fn clone_info(info: &RequestInfo) -> RequestInfo {
@@ -1051,7 +1048,7 @@ async fn next(
     deadline: tokio::time::Instant,
     inner: &Inner,
     i: usize,
-) -> Result<Bytes, UpstreamError> {
+) -> Result<UpMsg, UpstreamError> {
     match tokio::time::timeout_at(deadline, rx.recv()).await {
         Err(_) => Err(UpstreamError::Timeout {
             connector: inner.connector_names[i].clone(),

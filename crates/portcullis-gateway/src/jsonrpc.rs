@@ -302,6 +302,8 @@ pub struct UpstreamHead {
     pub method: Option<String>,
     /// For error responses, the code.
     pub error_code: Option<i64>,
+    /// For results, `isError: true` (a tool call that failed).
+    pub tool_error: bool,
 }
 
 #[derive(Deserialize)]
@@ -311,16 +313,22 @@ struct ErrorCode {
 
 /// Reads the head of a message from an upstream; `None` when it is not a JSON-RPC message.
 pub fn upstream_head(raw: &[u8]) -> Option<UpstreamHead> {
+    // One pass over the message: large results are skipped once, not re-read per question.
     #[derive(Deserialize)]
     struct Head<'a> {
         #[serde(borrow)]
         id: Option<&'a RawValue>,
         method: Option<String>,
-        #[serde(borrow)]
-        result: Option<&'a RawValue>,
+        result: Option<ResultHead>,
         error: Option<ErrorCode>,
     }
+    #[derive(Deserialize)]
+    struct ResultHead {
+        #[serde(rename = "isError")]
+        is_error: Option<bool>,
+    }
     let h: Head = serde_json::from_slice(raw).ok()?;
+    let tool_error = h.result.as_ref().and_then(|r| r.is_error).unwrap_or(false);
     let id =
         h.id.filter(|v| v.get() != "null")
             .map(|v| Id(v.get().into()));
@@ -335,6 +343,7 @@ pub fn upstream_head(raw: &[u8]) -> Option<UpstreamHead> {
         id,
         method: h.method,
         error_code: h.error.map(|e| e.code.unwrap_or(0)),
+        tool_error,
     })
 }
 

@@ -27,7 +27,7 @@ use portcullis_core::{Clock, EventSink};
 use tokio::sync::mpsc;
 
 use crate::handler::{DEFAULT_VERSION, Reply, RequestInfo, SUPPORTED_VERSIONS};
-use crate::jsonrpc::{Id, Kind, Message, code, error_response, result_response, upstream_head};
+use crate::jsonrpc::{Id, Kind, Message, code, error_response, result_response};
 use crate::session::{LiveSession, MemorySessionStore, Scope, SessionRecord, SessionStore};
 use crate::upstream::http::{HttpClient, HttpUpstream, SharedHttpUpstream};
 use crate::upstream::lines::{Launch, LineUpstream};
@@ -340,9 +340,8 @@ impl Inner {
                             }
                             Ok(Some(Err(e))) => return Err(e.to_string()),
                             Ok(Some(Ok(m))) => {
-                                if matches!(upstream_head(&m), Some(h) if h.kind == Kind::Response)
-                                {
-                                    return Ok(m);
+                                if m.head.kind == Kind::Response {
+                                    return Ok(m.bytes);
                                 }
                             }
                         }
@@ -414,6 +413,7 @@ impl Inner {
             request_id: Some(info.correlation.to_string()),
             protocol_headers: Vec::new(),
             timeout: self.config.request_timeout,
+            initialize: true,
         };
         let answers = self
             .initialize_upstreams(&ups, &msg.raw, id.json(), &ctx)
@@ -529,6 +529,7 @@ impl Inner {
         let raw = Bytes::from(init.to_string());
         let ctx = RequestCtx {
             timeout: self.config.request_timeout,
+            initialize: true,
             ..Default::default()
         };
         let answers = self
@@ -583,10 +584,10 @@ impl Inner {
                     let mut rx = u.request(&rid, Bytes::from(req.to_string()), &ctx).await.ok()?;
                     loop {
                         let m = tokio::time::timeout(ctx.timeout, rx.recv()).await.ok()??.ok()?;
-                        if matches!(upstream_head(&m), Some(h) if h.kind == Kind::Response) {
-                            return serde_json::from_slice::<serde_json::Value>(&m).ok();
+                        if m.head.kind == Kind::Response {
+                            return serde_json::from_slice::<serde_json::Value>(&m.bytes).ok();
                         }
-                        session.deliver(session.to_client(i, m));
+                        session.deliver(session.to_client(i, m.bytes));
                     }
                 }
                 .await;

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::lines::MAX_LINE_BYTES;
-use super::{Exchange, Inbox, RequestCtx, Upstream, UpstreamError};
+use super::{Exchange, Inbox, RequestCtx, UpMsg, Upstream, UpstreamError};
 use crate::jsonrpc::{Kind, upstream_head};
 
 /// The pooled HTTP client shared by all HTTP upstreams (TLS verification always on, EG-2).
@@ -242,8 +242,7 @@ impl Upstream for SharedHttpUpstream {
     ) -> BoxFuture<'a, Result<Exchange, UpstreamError>> {
         let this = &self.0;
         Box::pin(async move {
-            let is_init = this.session_id.lock().is_none()
-                && upstream_head(&message).and_then(|h| h.method).as_deref() == Some("initialize");
+            let is_init = ctx.initialize && this.session_id.lock().is_none();
             let resp = this.post(message, ctx).await?;
             let status = resp.status();
             if is_init && let Some(sid) = resp.headers().get("mcp-session-id") {
@@ -256,9 +255,9 @@ impl Upstream for SharedHttpUpstream {
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
                 // A JSON-RPC error body is the upstream's answer: relay it as such.
-                if upstream_head(&body).is_some_and(|h| h.kind == Kind::Response) {
+                if let Some(head) = upstream_head(&body).filter(|h| h.kind == Kind::Response) {
                     let (tx, rx) = mpsc::channel(1);
-                    let _ = tx.try_send(Ok(body));
+                    let _ = tx.try_send(Ok(UpMsg { bytes: body, head }));
                     return Ok(rx);
                 }
                 let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
@@ -275,8 +274,8 @@ impl Upstream for SharedHttpUpstream {
                     })?
                     .to_bytes();
                 match upstream_head(&body) {
-                    Some(h) if h.kind == Kind::Response => {
-                        let _ = tx.try_send(Ok(body));
+                    Some(head) if head.kind == Kind::Response => {
+                        let _ = tx.try_send(Ok(UpMsg { bytes: body, head }));
                     }
                     _ => {
                         return Err(this.protocol(
@@ -329,9 +328,7 @@ impl Upstream for SharedHttpUpstream {
                             continue;
                         };
                         let data = Bytes::from(data);
-                        let head = upstream_head(&data);
-                        let done = matches!(&head, Some(h) if h.kind == Kind::Response && h.id.as_ref().map(|i| i.json()) == Some(&*want));
-                        if head.is_none() {
+                        let Some(head) = upstream_head(&data) else {
                             let _ = tx
                                 .send(Err(UpstreamError::Protocol {
                                     connector: connector.to_string(),
@@ -340,8 +337,10 @@ impl Upstream for SharedHttpUpstream {
                                 }))
                                 .await;
                             return;
-                        }
-                        if tx.send(Ok(data)).await.is_err() || done {
+                        };
+                        let done = head.kind == Kind::Response
+                            && head.id.as_ref().map(|i| i.json()) == Some(&*want);
+                        if tx.send(Ok(UpMsg { bytes: data, head })).await.is_err() || done {
                             return;
                         }
                     }

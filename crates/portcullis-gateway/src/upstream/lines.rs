@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use super::{Exchange, Inbox, RequestCtx, Upstream, UpstreamError};
+use super::{Exchange, Inbox, RequestCtx, UpMsg, Upstream, UpstreamError};
 use crate::jsonrpc::{Kind, upstream_head};
 
 /// Largest message accepted from a connector (protects the gateway's memory).
@@ -44,7 +44,7 @@ pub enum Launch {
     Demo,
 }
 
-type Pending = HashMap<Box<str>, mpsc::Sender<Result<Bytes, UpstreamError>>>;
+type Pending = HashMap<Box<str>, mpsc::Sender<Result<UpMsg, UpstreamError>>>;
 
 /// One running transport (one process, or one in-process demo instance).
 struct Conn {
@@ -360,12 +360,12 @@ async fn read_loop(
         let line = Bytes::copy_from_slice(&buf);
         match head.kind {
             Kind::Response => {
-                let Some(id) = head.id else { continue };
+                let Some(id) = head.id.clone() else { continue };
                 let tx = conn.pending.lock().remove(id.json());
                 match tx {
                     Some(tx) => {
                         conn.progress.lock().retain(|_, v| **v != *id.json());
-                        let _ = tx.send(Ok(line)).await;
+                        let _ = tx.send(Ok(UpMsg { bytes: line, head })).await;
                     }
                     None => {
                         tracing::debug!(connector = %name, "response to an unknown or timed-out request")
@@ -378,7 +378,7 @@ async fn read_loop(
                     .and_then(|id| conn.pending.lock().get(&id).cloned());
                 match target {
                     Some(tx) => {
-                        let _ = tx.send(Ok(line)).await;
+                        let _ = tx.send(Ok(UpMsg { bytes: line, head })).await;
                     }
                     None => {
                         let _ = inbox.try_send((index, line));
@@ -399,12 +399,10 @@ impl Upstream for LineUpstream {
         &'a self,
         id: &'a str,
         message: Bytes,
-        _ctx: &'a RequestCtx,
+        ctx: &'a RequestCtx,
     ) -> BoxFuture<'a, Result<Exchange, UpstreamError>> {
         Box::pin(async move {
-            if self.init.lock().is_none()
-                && upstream_head(&message).and_then(|h| h.method).as_deref() == Some("initialize")
-            {
+            if ctx.initialize && self.init.lock().is_none() {
                 *self.init.lock() = Some(message.clone());
             }
             let conn = self.conn().await?;

@@ -81,12 +81,23 @@ pub struct RequestCtx {
     pub protocol_headers: Vec<(::http::HeaderName, ::http::HeaderValue)>,
     /// How long to wait for the answer.
     pub timeout: Duration,
+    /// This request is the client's `initialize` (the upstream learns its session from the answer).
+    pub initialize: bool,
 }
 
 /// The messages an upstream sends in answer to one request: any related server messages
 /// (progress, elicitation...) and, last, the response. The channel closes after the response or
 /// with an error.
-pub type Exchange = mpsc::Receiver<Result<Bytes, UpstreamError>>;
+pub type Exchange = mpsc::Receiver<Result<UpMsg, UpstreamError>>;
+
+/// One message from an upstream with its head, read once where it arrived.
+#[derive(Debug, Clone)]
+pub struct UpMsg {
+    /// The message's JSON text.
+    pub bytes: Bytes,
+    /// What it is.
+    pub head: crate::jsonrpc::UpstreamHead,
+}
 
 /// Server-initiated messages that are not tied to a request (or whose relation cannot be known)
 /// go to the session's inbox, tagged with the connector's index.
