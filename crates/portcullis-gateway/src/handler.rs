@@ -969,8 +969,9 @@ async fn forward(
             Ok(m) if is_final(&m.head, &id) => {
                 session.end(id.json());
                 ev.outcome = outcome_of(&m.head, method.as_deref());
-                inner.finish_event(ev, info, m.bytes.len());
-                return Reply::Json(StatusCode::OK, m.bytes);
+                let body = federated_result(session, i, method.as_deref(), m.bytes);
+                inner.finish_event(ev, info, body.len());
+                return Reply::Json(StatusCode::OK, body);
             }
             Ok(m) => {
                 let m = session.to_client(i, m.bytes);
@@ -1001,8 +1002,10 @@ async fn forward(
                             }
                             Ok(m) if is_final(&m.head, &id) => {
                                 ev.outcome = outcome_of(&m.head, method.as_deref());
-                                sent += m.bytes.len();
-                                let _ = tx.send(m.bytes).await;
+                                let body =
+                                    federated_result(&session, i, method.as_deref(), m.bytes);
+                                sent += body.len();
+                                let _ = tx.send(body).await;
                                 break;
                             }
                             Ok(m) => {
@@ -1023,6 +1026,35 @@ async fn forward(
             }
         }
     }
+}
+
+/// On the federated endpoint, URIs in a `resources/read` result are namespaced like the listing,
+/// so what the client reads matches what it asked for.
+fn federated_result(session: &LiveSession, i: usize, method: Option<&str>, body: Bytes) -> Bytes {
+    if method != Some("resources/read") || !session.federated() {
+        return body;
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    let name = session
+        .connector_names
+        .get(i)
+        .map(String::as_str)
+        .unwrap_or("");
+    if let Some(contents) = v
+        .pointer_mut("/result/contents")
+        .and_then(|c| c.as_array_mut())
+    {
+        for c in contents {
+            if let Some(uri) = c.get_mut("uri")
+                && let Some(u) = uri.as_str()
+            {
+                *uri = serde_json::Value::String(federation::namespace_uri(name, u));
+            }
+        }
+    }
+    serde_json::to_vec(&v).map(Bytes::from).unwrap_or(body)
 }
 
 fn is_final(h: &jsonrpc::UpstreamHead, id: &Id) -> bool {

@@ -227,7 +227,7 @@ async fn federated_endpoint_namespaces_and_routes() {
         "{v}"
     );
     let (_, v) = gw.post("/mcp", Some(&sid), json!({"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"crm+crm://schema"}})).await;
-    assert!(v["result"]["contents"].is_array(), "{v}");
+    assert_eq!(v["result"]["contents"][0]["uri"], "crm+crm://schema", "{v}");
     let (_, v) = gw
         .post("/mcp", Some(&sid), call(4, "nobody__x", json!({})))
         .await;
