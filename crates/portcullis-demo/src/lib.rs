@@ -40,7 +40,7 @@ pub use web::{
 pub use rmcp;
 
 /// Size of each direction's buffer of the in-process pipe. Large enough that a whole
-/// `export_customers` result (~100 KiB) never waits on the reader mid-message.
+/// `export_customers` result (~195 KB of JSON-RPC) never waits on the reader mid-message.
 pub const IN_PROCESS_BUFFER: usize = 1 << 20;
 
 /// Why serving the demo connector failed.
