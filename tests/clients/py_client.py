@@ -4,7 +4,7 @@ It exercises one MCP endpoint feature by feature, prints a JSON report on stdout
 non-zero, naming the failed check, when anything is wrong. Mirrors ts-client.ts and its
 profiles.ts; keep them in step.
 
-Usage: python py_client.py URL [--profile everything|crm] [--name-prefix P] [--uri-prefix U]
+Usage: python py_client.py URL [--profile everything|crm] [--name-prefix P] [--uri-prefix U] [--protocol-version V]
            [--features tools,resources,prompts,progress,sampling,elicitation,subscriptions,
                        cancellation,logging] [--timeout SECONDS]
 """
@@ -138,6 +138,12 @@ class Runner:
             self.checks.append({"feature": feature, "ok": False, "detail": msg, "ms": int((time.monotonic() - t0) * 1000)})
 
     async def main(self) -> None:
+        if self.opts.protocol_version:
+            # The SDK offers its newest handshake revision; an older one is offered by replacing
+            # that constant (the SDK reads it at initialize time).
+            import mcp.client.session as client_session
+
+            client_session.LATEST_HANDSHAKE_VERSION = self.opts.protocol_version
         async with streamable_http_client(self.opts.url) as (read, write):
             async with ClientSession(
                 read,
@@ -158,6 +164,11 @@ class Runner:
                         "ms": 0,
                     }
                 )
+                if self.opts.protocol_version:
+                    check(
+                        init.protocol_version == self.opts.protocol_version,
+                        f"asked for protocol {self.opts.protocol_version}, the server negotiated {init.protocol_version}",
+                    )
                 await self.features(session)
 
     async def features(self, s: ClientSession) -> None:
@@ -301,6 +312,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--name-prefix", default="", help="prefix of tool and prompt names, e.g. everything__")
     ap.add_argument("--uri-prefix", default="", help="prefix of resource URIs, e.g. everything+")
     ap.add_argument("--features", default=None, help=",".join(ALL_FEATURES))
+    ap.add_argument(
+        "--protocol-version", default=None, help="offer this protocol revision at initialize (default: the SDK's newest)"
+    )
     ap.add_argument("--timeout", type=float, default=120.0, help="overall limit in seconds")
     opts = ap.parse_args(argv)
     feats = PROFILES[opts.profile]["features"] if opts.features is None else [x for x in opts.features.split(",") if x]

@@ -47,3 +47,14 @@ fn inspector_cli_lists_and_calls_server_everything_directly() {
         server.stderr_tail()
     ));
 }
+
+#[test]
+fn python_sdk_client_on_the_previous_protocol_revision_against_server_everything_directly() {
+    let c = Clients::locate();
+    let server = start_everything_http(&c);
+    let t = Target::new(format!("{}/mcp", server.url), "everything").protocol_version("2025-06-18");
+    py_client(&c, &t).assert_ok(&format!(
+        "server-everything stderr:\n{}",
+        server.stderr_tail()
+    ));
+}

@@ -198,3 +198,33 @@ fn concurrent_clients_each_get_their_own_requests_and_notifications() {
         ),
     );
 }
+
+/// The revision before the current one (2025-06-18) is served too, for every feature, over both
+/// kinds of upstream.
+#[test]
+fn previous_protocol_revision_passes_every_feature_through_the_gateway() {
+    let c = Clients::locate();
+    let upstream = start_everything_http(&c);
+    let gw = Gateway::start(&config(&[
+        http_connector("remote", &format!("{}/mcp", upstream.url)),
+        everything_stdio_connector(&c, "everything"),
+    ]));
+    let runs = [
+        py_client(
+            &c,
+            &Target::new(gw.url("/mcp/remote"), "everything").protocol_version("2025-06-18"),
+        ),
+        py_client(
+            &c,
+            &Target::new(gw.url("/mcp/everything"), "everything").protocol_version("2025-06-18"),
+        ),
+    ];
+    assert_all_ok(
+        &runs,
+        &format!(
+            "gateway stderr tail:\n{}\nupstream stderr tail:\n{}",
+            gw.proc.stderr_tail(),
+            upstream.stderr_tail()
+        ),
+    );
+}

@@ -314,6 +314,8 @@ pub struct Target {
     pub uri_prefix: String,
     /// `None`: the profile's default feature set.
     pub features: Option<String>,
+    /// Protocol revision the Python client offers at initialize (`None`: its newest).
+    pub protocol_version: Option<String>,
 }
 
 impl Target {
@@ -324,6 +326,7 @@ impl Target {
             name_prefix: String::new(),
             uri_prefix: String::new(),
             features: None,
+            protocol_version: None,
         }
     }
 
@@ -336,6 +339,11 @@ impl Target {
 
     pub fn features(mut self, f: &str) -> Target {
         self.features = Some(f.to_string());
+        self
+    }
+
+    pub fn protocol_version(mut self, v: &str) -> Target {
+        self.protocol_version = Some(v.to_string());
         self
     }
 
@@ -373,6 +381,9 @@ pub fn ts_client(c: &Clients, t: &Target) -> Run {
 pub fn py_client(c: &Clients, t: &Target) -> Run {
     let mut cmd = Command::new(&c.python);
     cmd.arg("py_client.py").args(t.args()).current_dir(&c.dir);
+    if let Some(v) = &t.protocol_version {
+        cmd.arg("--protocol-version").arg(v);
+    }
     run_bounded(&format!("py_client against {}", t.url), cmd, CLIENT_TIMEOUT)
 }
 
