@@ -1,6 +1,7 @@
 //! The MCP conformance suite (@modelcontextprotocol/conformance, server scenarios) against
 //! @modelcontextprotocol/server-everything directly and through the gateway, in the same run: the
-//! gateway must pass every scenario the bare server passes.
+//! gateway must pass every scenario the bare server passes, with server-everything behind it over
+//! Streamable HTTP and as a stdio child.
 
 mod common;
 
@@ -10,36 +11,53 @@ use common::*;
 fn gateway_passes_every_conformance_scenario_the_bare_server_passes() {
     let c = Clients::locate();
     let upstream = start_everything_http(&c);
-    let gw = Gateway::start(&config(&[http_connector(
-        "everything",
-        &format!("{}/mcp", upstream.url),
-    )]));
+    let gw = Gateway::start(&config(&[
+        http_connector("everything", &format!("{}/mcp", upstream.url)),
+        everything_stdio_connector(&c, "everything-stdio"),
+    ]));
 
     let direct = conformance(&c, &format!("{}/mcp", upstream.url));
-    let through = conformance(&c, &gw.url("/mcp/everything"));
     let direct_passed = passed_scenarios(&direct);
-    let through_passed = passed_scenarios(&through);
     println!(
-        "conformance {}: server-everything directly passed {}/{}; through portcullis passed {}/{}",
-        direct["suite"],
+        "conformance {}: server-everything directly passed {}/{}: {direct_passed:?}",
+        direct["suite"].as_str().unwrap_or("?"),
         direct_passed.len(),
-        direct["counts"]["total"],
-        through_passed.len(),
-        through["counts"]["total"]
+        direct["counts"]["total"]
     );
-    println!("direct passed: {direct_passed:?}\ngateway passed: {through_passed:?}");
     assert!(
         direct_passed.len() >= 5,
         "server-everything directly passed only {direct_passed:?}: the suite or the upstream is broken; summary: {direct}"
     );
-    let lost: Vec<&String> = direct_passed
-        .iter()
-        .filter(|s| !through_passed.contains(s))
-        .collect();
+    let mut problems = Vec::new();
+    for (what, path) in [
+        ("server-everything over HTTP", "/mcp/everything"),
+        (
+            "server-everything as a stdio child",
+            "/mcp/everything-stdio",
+        ),
+    ] {
+        let through = conformance(&c, &gw.url(path));
+        let through_passed = passed_scenarios(&through);
+        println!(
+            "through portcullis ({what}, {path}) passed {}/{}: {through_passed:?}",
+            through_passed.len(),
+            through["counts"]["total"]
+        );
+        let lost: Vec<&String> = direct_passed
+            .iter()
+            .filter(|s| !through_passed.contains(s))
+            .collect();
+        if !lost.is_empty() {
+            problems.push(format!(
+                "through the gateway ({what}, {path}) these scenarios fail that pass against server-everything directly: {lost:?}\nfailures: {}",
+                serde_json::to_string_pretty(&through["failures"]).unwrap_or_default()
+            ));
+        }
+    }
     assert!(
-        lost.is_empty(),
-        "through the gateway these scenarios fail that pass against server-everything directly: {lost:?}\nfailures: {}\ngateway stderr tail:\n{}",
-        serde_json::to_string_pretty(&through["failures"]).unwrap_or_default(),
+        problems.is_empty(),
+        "{}\ngateway stderr tail:\n{}",
+        problems.join("\n"),
         gw.proc.stderr_tail()
     );
 }
