@@ -212,3 +212,30 @@ async fn policy_file_is_parsed_and_bad_values_are_named() {
             .contains("retention_days for class \"x\" is 0")
     );
 }
+
+#[tokio::test]
+async fn postgres_retention_erasure_and_payloads_keep_verify_green() {
+    let pg = PgDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = pg_config(&pg.url, dir.path());
+    cfg.payload_classes.insert("default".into());
+    cfg.default_retention_days = Some(1);
+    let (manual, clock) = clock();
+    let log = AuditLog::open(cfg.clone(), clock).await.unwrap();
+    for i in 0..8 {
+        log.record_with_payload(event(i), format!("p{i}").into_bytes());
+    }
+    log.flush().await;
+    assert_eq!(log.payload(3).await.unwrap().as_deref(), Some(&b"p2"[..]));
+    let erased = log.erase_subject("alice", "dpo", false).await.unwrap();
+    assert_eq!((erased.payloads_deleted, erased.key_destroyed), (4, true));
+    manual.advance(std::time::Duration::from_secs(2 * 86_400));
+    let kept = log.apply_retention("ops").await.unwrap();
+    assert_eq!(kept.removed, 9, "8 calls and the erasure's admin event");
+    log.shutdown().await;
+    let r = verify_config(&cfg, &opts(&cfg)).await.unwrap();
+    assert!(r.intact(), "{r:?}");
+    assert_eq!(r.redacted, 9);
+    log.store().close().await;
+    pg.drop_db().await;
+}
