@@ -79,7 +79,7 @@ pub struct VerifyReport {
     /// Events after the last signed checkpoint or head record: chained, but not yet signed (a
     /// crash between commit and signing leaves at most one batch; the next start signs them).
     pub unsigned_tail: u64,
-    /// Whether the head record was compared.
+    /// Whether the chain was compared with the head record (only when its seq was walked).
     pub head_checked: bool,
     /// The first problem, if any. `None` means intact.
     pub problem: Option<Problem>,
@@ -396,8 +396,8 @@ pub async fn verify(
                 );
             }
             last_signed = last_signed.max(hd.seq);
+            report.head_checked = true;
         }
-        report.head_checked = true;
     }
     if range.is_none() || end_seq == max_seq {
         report.unsigned_tail = (seq - last_signed).max(0) as u64;
