@@ -640,6 +640,21 @@ async fn handle(
     if msg.kind == Kind::Request && msg.method.as_deref() == Some("initialize") {
         return inner.initialize(scope, index, info, msg).await;
     }
+    if let Some(v) = &info.protocol_version
+        && !SUPPORTED_VERSIONS.contains(&v.as_str())
+        && v.as_str() != STATELESS_REVISION
+    {
+        let mut known: Vec<&str> = SUPPORTED_VERSIONS.to_vec();
+        known.insert(0, STATELESS_REVISION);
+        let m = format!(
+            "unsupported MCP-Protocol-Version {v:?}; this gateway speaks {}",
+            known.join(", ")
+        );
+        return (
+            http_error(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, &m),
+            None,
+        );
+    }
     if info.session_id.is_none() && is_stateless_revision(info, &msg) {
         return (stateless(inner, index, info, msg).await, None);
     }

@@ -375,6 +375,25 @@ async fn bad_input_gets_clear_errors_and_never_reaches_the_connector() {
         .await;
     assert_eq!(status, 404);
 
+    let resp = gw
+        .client
+        .post(format!("{}/mcp/crm", gw.base))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "1999-01-01")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("unsupported MCP-Protocol-Version \"1999-01-01\"")
+    );
+
     let (status, _, _) = gw
         .post_raw("/mcp/crm", Some(&sid), b"{}".to_vec(), "text/plain")
         .await;
