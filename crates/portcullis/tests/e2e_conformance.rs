@@ -61,3 +61,46 @@ fn gateway_passes_every_conformance_scenario_the_bare_server_passes() {
         gw.proc.stderr_tail()
     );
 }
+
+/// server-everything lacks the suite's fixtures (test_simple_text, test://static-text, ...), so it
+/// fails most scenarios on any transport. This server implements them all, so here the suite
+/// compares the gateway with a direct connection on every scenario: sampling, elicitation,
+/// progress, logging, subscriptions, completion, content types and DNS-rebinding protection.
+#[test]
+fn gateway_passes_every_conformance_scenario_against_the_suites_fixture_server() {
+    let c = Clients::locate();
+    let upstream = start_conformance_fixture(&c);
+    let gw = Gateway::start(&config(&[http_connector(
+        "fixture",
+        &format!("{}/mcp", upstream.url),
+    )]));
+
+    let direct = conformance(&c, &format!("{}/mcp", upstream.url));
+    let through = conformance(&c, &gw.url("/mcp/fixture"));
+    let direct_passed = passed_scenarios(&direct);
+    let through_passed = passed_scenarios(&through);
+    println!(
+        "conformance {} with its fixture server: directly passed {}/{}; through portcullis passed {}/{}",
+        direct["suite"].as_str().unwrap_or("?"),
+        direct_passed.len(),
+        direct["counts"]["total"],
+        through_passed.len(),
+        through["counts"]["total"]
+    );
+    assert_eq!(
+        direct["counts"]["failed"],
+        0,
+        "the fixture server itself fails scenarios, so the comparison proves little: {}",
+        serde_json::to_string_pretty(&direct["failures"]).unwrap_or_default()
+    );
+    let lost: Vec<&String> = direct_passed
+        .iter()
+        .filter(|s| !through_passed.contains(s))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "through the gateway these scenarios fail that pass against the fixture server directly: {lost:?}\nfailures: {}\ngateway stderr tail:\n{}",
+        serde_json::to_string_pretty(&through["failures"]).unwrap_or_default(),
+        gw.proc.stderr_tail()
+    );
+}

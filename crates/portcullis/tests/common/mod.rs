@@ -529,3 +529,12 @@ pub fn http_post_json(
         .collect();
     Ok((status, headers, body.to_string()))
 }
+
+/// The conformance suite's fixture server (tests/clients/conformance-server.mjs) over Streamable
+/// HTTP on an OS-chosen loopback port; its MCP endpoint is `{url}/mcp`.
+pub fn start_conformance_fixture(c: &Clients) -> Proc {
+    let mut cmd = Command::new(&c.node22);
+    cmd.arg(c.dir.join("conformance-server.mjs"))
+        .current_dir(&c.dir);
+    Proc::spawn_listening("conformance fixture server", cmd)
+}
