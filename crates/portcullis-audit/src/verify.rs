@@ -162,6 +162,18 @@ pub async fn verify(
     };
 
     let checkpoints = store.checkpoints().await?;
+    // Every checkpoint by another key: this is another log (or the wrong key file), not a
+    // tampered one. Say so plainly; a mix of keys is tampering and is reported below.
+    if !checkpoints.is_empty() && checkpoints.iter().all(|c| c.public_key != key.as_bytes()) {
+        return Err(AuditError::Foreign {
+            location: loc,
+            detail: format!(
+                "its checkpoints are signed by key {}, but the key file holds key {}; check --data-dir and the key",
+                hex::encode(&checkpoints[0].public_key),
+                hex::encode(key.as_bytes())
+            ),
+        });
+    }
     let (_, max_seq, _) = store.event_bounds().await?;
     let max_seq = max_seq.unwrap_or(0);
 
