@@ -567,6 +567,9 @@ pub(crate) async fn delete_session(
     headers: HeaderMap,
 ) -> Response {
     let info = inner.request_info(&headers, None);
+    if let Some(reply) = check_origin(&inner, &headers) {
+        return respond(&info, reply, None);
+    }
     let scope = match &path {
         Some(Path(c)) => Scope::Connector(c.clone()),
         None => Scope::Federated,
@@ -1116,6 +1119,8 @@ async fn cancel_upstream(
     ctx: &RequestCtx,
     e: &UpstreamError,
 ) {
+    // Its answer, if it ever comes, has nobody to go to.
+    up.forget(id.json());
     if matches!(e, UpstreamError::Timeout { .. }) {
         let note = format!(
             r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{},"reason":"timed out at the gateway"}}}}"#,

@@ -101,6 +101,9 @@ impl SessionStore for MemorySessionStore {
     }
 }
 
+/// Most server requests waiting for the client's answer, per session.
+const MAX_PENDING_SERVER_REQUESTS: u64 = 1000;
+
 /// Most server messages held for a client that has no stream open to receive them.
 const BACKLOG_LIMIT: usize = 1000;
 
@@ -255,9 +258,14 @@ impl LiveSession {
             let n = self.next_server_request.fetch_add(1, Ordering::Relaxed);
             let gid = format!("portcullis:s{n}");
             let orig = obj.get("id").map(|i| i.to_string()).unwrap_or_default();
-            self.server_requests
-                .lock()
-                .insert(gid.clone(), (index, orig.into()));
+            let mut pending = self.server_requests.lock();
+            pending.insert(gid.clone(), (index, orig.into()));
+            // A connector cannot grow this without bound: past the limit, the oldest unanswered
+            // request is forgotten (an answer to it is refused as unknown).
+            if n >= MAX_PENDING_SERVER_REQUESTS {
+                pending.remove(&format!("portcullis:s{}", n - MAX_PENDING_SERVER_REQUESTS));
+            }
+            drop(pending);
             obj.insert("id".into(), serde_json::Value::String(gid));
             changed = true;
         }
@@ -291,5 +299,89 @@ impl LiveSession {
     pub async fn close(&self) {
         let closes = self.upstreams.iter().flatten().map(|u| u.close());
         futures::future::join_all(closes).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(scope: Scope) -> LiveSession {
+        let record = SessionRecord {
+            id: "s".into(),
+            scope,
+            protocol_version: "2025-11-25".into(),
+            initialize: String::new(),
+            initialized: true,
+        };
+        LiveSession::new(
+            record,
+            Arc::new(vec!["a".into(), "b".into()]),
+            vec![None, None],
+        )
+    }
+
+    #[test]
+    fn server_requests_get_gateway_ids_and_map_back() {
+        let s = session(Scope::Federated);
+        let m = s.to_client(
+            1,
+            Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}"#,
+            ),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+        let gid = v["id"].as_str().unwrap().to_string();
+        assert!(gid.starts_with("portcullis:s"));
+        let (conn, orig) = s.take_server_request(&format!("\"{gid}\"")).unwrap();
+        assert_eq!((conn, &*orig), (1, "0"));
+        // Answered once only.
+        assert!(s.take_server_request(&format!("\"{gid}\"")).is_none());
+    }
+
+    #[test]
+    fn unanswered_server_requests_are_bounded() {
+        let s = session(Scope::Connector("a".into()));
+        let mut ids = Vec::new();
+        for i in 0..MAX_PENDING_SERVER_REQUESTS + 5 {
+            let m = s.to_client(
+                0,
+                Bytes::from(format!(
+                    r#"{{"jsonrpc":"2.0","id":{i},"method":"roots/list"}}"#
+                )),
+            );
+            let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+            ids.push(v["id"].as_str().unwrap().to_string());
+        }
+        assert_eq!(
+            s.server_requests.lock().len() as u64,
+            MAX_PENDING_SERVER_REQUESTS
+        );
+        assert!(s.take_server_request(&format!("\"{}\"", ids[0])).is_none());
+        assert!(
+            s.take_server_request(&format!("\"{}\"", ids.last().unwrap()))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn federated_resource_updates_are_namespaced() {
+        let s = session(Scope::Federated);
+        let m = s.to_client(1, Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"x://y"}}"#));
+        let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+        assert_eq!(v["params"]["uri"], "b+x://y");
+    }
+
+    #[test]
+    fn backlog_holds_messages_until_a_stream_opens() {
+        let s = session(Scope::Connector("a".into()));
+        s.deliver(Bytes::from_static(b"1"));
+        s.deliver(Bytes::from_static(b"2"));
+        let (tx, mut rx) = mpsc::channel(8);
+        s.open_get(tx);
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"1"));
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"2"));
+        s.deliver(Bytes::from_static(b"3"));
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"3"));
     }
 }

@@ -430,6 +430,15 @@ impl Upstream for LineUpstream {
         })
     }
 
+    fn forget(&self, id: &str) {
+        if let Ok(sup) = self.supervisor.try_lock()
+            && let Some(conn) = &sup.conn
+        {
+            conn.pending.lock().remove(id);
+            conn.progress.lock().retain(|_, v| &**v != id);
+        }
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let conn = self.supervisor.lock().await.conn.take();

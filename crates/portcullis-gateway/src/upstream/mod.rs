@@ -128,6 +128,9 @@ pub trait Upstream: Send + Sync {
     /// every request.
     fn set_protocol_version(&self, _version: &str) {}
 
+    /// Drops the bookkeeping of a request whose answer is no longer wanted (timed out).
+    fn forget(&self, _id: &str) {}
+
     /// Ends the session (HTTP DELETE, or stop the child process).
     fn close(&self) -> BoxFuture<'_, ()>;
 }
