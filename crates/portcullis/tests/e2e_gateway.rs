@@ -84,7 +84,6 @@ fn federated_endpoint_namespaces_and_passes_every_feature() {
 /// resources/list gives `{connector}+{uri}` on the federated endpoint; reading such a URI must
 /// return contents under the same namespaced URI, or a client cannot match what it asked for.
 #[test]
-#[ignore = "gateway bug: federated resources/read returns contents[].uri un-namespaced (crm://schema for crm+crm://schema); run with --ignored once fixed"]
 fn federated_resources_read_returns_the_namespaced_uri() {
     let c = Clients::locate();
     let gw = Gateway::start(&config(&[
