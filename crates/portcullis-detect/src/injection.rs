@@ -60,7 +60,7 @@ pub(crate) static SPECS: &[Spec] = &[
     // --- images and links that carry data out ---
     j!("exfil_link", ["!["], r"!\[[^\]\n]*\]\(\s*<?(https?://[^\s)>]{4,2048})", check: Check::ExfilUrl { image: true }, left_bound: false, case_variants: false, max_len: 2400),
     j!("exfil_link", ["<img", "<IMG", "<Img"], r"(?i)<img\b[^>]*?\bsrc\s*=\s*[\x22']?(https?://[^\x22'\s>]{4,2048})", check: Check::ExfilUrl { image: true }, left_bound: false, case_variants: false, max_len: 2600),
-    j!("exfil_link", ["](http"], r"\[[^\]\n]*\]\((https?://[^\s)]{4,2048})\)", check: Check::ExfilUrl { image: false }, back: 302, left_bound: false, case_variants: false, max_len: 2100),
+    j!("exfil_link", ["](http"], r"\]\((https?://[^\s)]{4,2048})\)", check: Check::ExfilUrl { image: false }, left_bound: false, case_variants: false, max_len: 2100),
     j!("exfil_link", ["<a ", "<A "], r"(?i)<a\b[^>]*?\bhref\s*=\s*[\x22']?(https?://[^\x22'\s>]{4,2048})", check: Check::ExfilUrl { image: false }, left_bound: false, case_variants: false, max_len: 2600),
 ];
 
