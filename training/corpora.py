@@ -171,6 +171,25 @@ _BENIGN_TOOL = [
     "Please ignore the previous email about the {w1} outage; it was sent to the wrong list.",
     "To reset your password, open Settings > Security and follow the instructions sent to your email.",
 ]
+# benign text about AI assistants and their security (hard negatives)
+_BENIGN_AI = [
+    "Our {w1} assistant can draft replies, but a person reviews every message before it is sent.",
+    "Administrators configure the assistant's instructions in the console; the default prompt is short.",
+    "Research summary: prompt injection hides commands in retrieved documents, so tool outputs should be treated as untrusted data.",
+    "The model card describes the training data, known limitations and how the system prompt is used.",
+    "Release {n}: the chatbot now cites its sources and refuses to reveal account data of other users.",
+    "Guidelines for reviewers: flag any answer where the AI ignores the user's question or invents facts.",
+    "How do I write a good prompt? Be specific, give examples, and say what format you want back.",
+    "Threat model: an attacker may plant instructions in a web page; our agent only follows the user.",
+    "Support article: if the assistant stops responding, refresh the page and start a new conversation.",
+    "Policy: employees must not paste customer data into external AI tools without approval from security.",
+    "The LLM evaluation compared three models on summarisation; instructions were identical for all runs.",
+    "Jailbreak attempts are logged and reviewed weekly by the trust and safety team.",
+    "Developer docs: the system message sets tone and scope; user messages follow it in the conversation.",
+    "Changelog: fixed a bug where the assistant forgot the previous instructions after a page reload.",
+    "Training note: teach the team to spot phishing, prompt injection and social engineering in {w1} requests.",
+    "Settings > Assistant lets you change the language model, the temperature and the default instructions.",
+]
 _W = ["billing", "search", "export", "login", "cache", "report", "upload", "calendar", "invoice", "profile",
       "dashboard", "pipeline", "backup", "sync", "webhook", "catalog", "shipping", "analytics"]
 
@@ -191,7 +210,7 @@ def generated_rows(n_attack=700, n_benign=1500, seed=11):
                                               d=r.randint(1, 28), m=r.randint(0, 59)) + "\n" + t
         rows.append(_row(t, 1, "generated-attacks", "tool_output", split="train", kind="generated"))
     for _ in range(n_benign):
-        t = r.choice(_BENIGN_TOOL).format(w1=r.choice(_W), w2=r.choice(_W), n=r.randint(100, 99999),
+        t = r.choice(_BENIGN_TOOL + _BENIGN_AI).format(w1=r.choice(_W), w2=r.choice(_W), n=r.randint(100, 99999),
                                           d=r.randint(1, 28), m=r.randint(0, 59))
         rows.append(_row(t, 0, "generated-benign", "tool_output", split="train", kind="generated"))
     return rows

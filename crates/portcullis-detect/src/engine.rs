@@ -277,7 +277,7 @@ impl Engine {
             (PII, "pii.ip_address"), (PII, "pii.date_of_birth"), (PII, "pii.ca_sin"), (PII, "pii.nl_bsn"),
             (PII, "pii.in_aadhaar"), (PII, "pii.uk_nhs_number"), (PII, "pii.es_dni"), (PII, "pii.person_name"),
             (INTERNAL, "internal.private_address"), (SECRET, "secret.high_entropy"), (SECRET, "secret.json_value"),
-            (INJECTION, "injection.encoded_payload"), (INJECTION, "injection.classifier"),
+            (INJECTION, "injection.encoded_payload"), (INJECTION, "injection.classifier"), (INJECTION, "injection.homoglyph"),
             (INJECTION, "injection.hidden_unicode.tag"), (INJECTION, "injection.hidden_unicode.zero_width"),
             (INJECTION, "injection.hidden_unicode.bidi"), (INJECTION, "injection.hidden_unicode.variation_selector"),
         ] {
@@ -534,6 +534,10 @@ impl Engine {
                 }
             }
         }
+        // a quoted mention ('ignore previous instructions' in a text about attacks) is weaker
+        if rule.cat == Category::Injection && quoted(b, ms, me) {
+            conf *= 0.55;
+        }
         Some(Raw { kind: &rule.kind, cat: rule.cat, start: gs, end: ge, conf, prio: rule.prio })
     }
 
@@ -567,7 +571,19 @@ impl Engine {
                         }
                         i = end;
                     }
-                    None => i += text[i..].chars().next().map_or(1, char::len_utf8),
+                    None => {
+                        let ch = text[i..].chars().next().unwrap_or(' ');
+                        let l = ch.len_utf8();
+                        // Cyrillic or Greek letters glued to Latin ones: homoglyph obfuscation
+                        if matches!(ch as u32, 0x370..=0x3FF | 0x400..=0x4FF) && ch.is_alphabetic() {
+                            let prev_latin = i > 0 && b[i - 1].is_ascii_alphabetic();
+                            let next_latin = i + l < n && b[i + l].is_ascii_alphabetic();
+                            if prev_latin || next_latin {
+                                out.push(Raw { kind: "injection.homoglyph", cat: Category::Injection, start: i, end: i + l, conf: 0.6, prio: 3 });
+                            }
+                        }
+                        i += l;
+                    }
                 }
                 continue;
             }
@@ -631,6 +647,21 @@ impl Engine {
                             continue;
                         }
                     }
+                } else if inj_on && w.len() == 8 && w.iter().all(|c| *c == b'0' || *c == b'1') {
+                    // space-separated 8-bit groups: binary-encoded text
+                    let mut e = we;
+                    let mut bytes = vec![bin8(w)];
+                    while e + 9 <= n && b[e] == b' ' && b[e + 1..e + 9].iter().all(|c| *c == b'0' || *c == b'1') && (e + 9 == n || !b[e + 9].is_ascii_digit()) {
+                        bytes.push(bin8(&b[e + 1..e + 9]));
+                        e += 9;
+                    }
+                    if bytes.len() >= 6 && util::printable_share(&bytes) >= 0.9 {
+                        if let Some(conf) = self.decoded_injection(&bytes, depth) {
+                            out.push(Raw { kind: "injection.encoded_payload", cat: Category::Injection, start: ws, end: e, conf, prio: 3 });
+                        }
+                    }
+                    i = i.max(e);
+                    continue;
                 } else if let Some(d0) = w.iter().position(|c| c.is_ascii_digit()) {
                     let s = ws + d0;
                     if we < n && b[we] == b':' && d0 == 0 && w.len() <= 4 {
@@ -656,7 +687,7 @@ impl Engine {
                     e -= 1;
                 }
                 let w = &b[ws..e];
-                if inj_on && w.len() >= 20 && self.encoded_injection(w, depth) {
+                if inj_on && w.len() >= 16 && self.encoded_injection(w, depth) {
                     out.push(Raw { kind: "injection.encoded_payload", cat: Category::Injection, start: ws, end: e, conf: 0.9, prio: 3 });
                 }
                 if sec_on && w.len() <= 1024 && !(ws >= 7 && &b[ws - 7..ws] == b"base64,") {
@@ -678,12 +709,25 @@ impl Engine {
             let mixed = w.iter().any(|c| c.is_ascii_uppercase()) && w.iter().any(|c| c.is_ascii_lowercase());
             b64 && mixed && util::base64_decode(w, &mut buf)
         };
-        if !ok || buf.len() < 12 || util::printable_share(&buf) < 0.9 {
+        if !ok || buf.len() < 10 || util::printable_share(&buf) < 0.9 {
             return false;
         }
-        let s = String::from_utf8_lossy(&buf);
+        self.decoded_injection(&buf, depth).is_some()
+    }
+
+    /// Confidence that decoded bytes hold instructions for the model.
+    fn decoded_injection(&self, buf: &[u8], depth: u8) -> Option<f32> {
+        let s = String::from_utf8_lossy(buf);
         let raw = self.scan_raw(&s, None, INJECTION, depth + 1);
-        raw.iter().any(|r| r.conf >= 0.6 && r.kind != "injection.exfil_link")
+        if raw.iter().any(|r| r.conf >= 0.6 && r.kind != "injection.exfil_link") {
+            return Some(0.9);
+        }
+        let l = s.to_ascii_lowercase();
+        const IMPERATIVE: &[&str] = &[
+            "ignore", "disregard", "forget", "instruction", "reply with", "respond with", "reply only", "output ",
+            "reveal", "system prompt", "you are now", "you must", "send ", "forward ", "execute", "call ", "delete ",
+        ];
+        IMPERATIVE.iter().any(|w| l.contains(w)).then_some(0.7)
     }
 
     fn finish(&self, text: &str, mut raw: Vec<Raw<'_>>) -> Vec<Finding> {
@@ -730,6 +774,24 @@ impl Engine {
             .map(|r| Finding { kind: r.kind.to_string(), category: r.cat, start: r.start, end: r.end, confidence: (r.conf * 100.0).round() / 100.0, pointer: None })
             .collect()
     }
+}
+
+fn bin8(w: &[u8]) -> u8 {
+    w.iter().fold(0u8, |a, c| (a << 1) | (c - b'0'))
+}
+
+/// Is `s..e` inside quotes (ASCII or typographic)?
+fn quoted(b: &[u8], s: usize, e: usize) -> bool {
+    const LDQ: [u8; 3] = [0xE2, 0x80, 0x9C];
+    const LSQ: [u8; 3] = [0xE2, 0x80, 0x98];
+    const RDQ: [u8; 3] = [0xE2, 0x80, 0x9D];
+    const RSQ: [u8; 3] = [0xE2, 0x80, 0x99];
+    let open = (s >= 1 && matches!(b[s - 1], b'\'' | b'"' | b'`')) || (s >= 3 && (b[s - 3..s] == LDQ || b[s - 3..s] == LSQ));
+    if !open {
+        return false;
+    }
+    let tail = &b[e..b.len().min(e + 6)];
+    tail.iter().any(|c| matches!(c, b'\'' | b'"' | b'`')) || tail.windows(3).any(|w| w == RDQ || w == RSQ)
 }
 
 fn push_ip(out: &mut Vec<Raw<'_>>, s: usize, e: usize, private: bool, cats: u8) {
@@ -814,6 +876,13 @@ fn entropy_tokens<'e>(text: &str, ws: usize, we: usize, has_ctx: &dyn Fn(u16, us
             di += c.is_ascii_digit() as usize;
         }
         let ctx = has_ctx(CTX_SECRET, s);
+        let lw: Vec<u8> = b[ws..(ws + 8).min(we)].to_ascii_lowercase();
+        if [&b"sha1-"[..], b"sha256-", b"sha384-", b"sha512-", b"md5-", b"sha256:", b"sha512:"].iter().any(|p| lw.starts_with(p)) {
+            return;
+        }
+        if !ctx && has_ctx(pii::CTX_NEG, ws) {
+            return;
+        }
         let hex = t.iter().all(|c| c.is_ascii_hexdigit()) && (lo == 0 || up == 0);
         let conf;
         if hex {

@@ -31,7 +31,7 @@ pub(crate) const CONTEXT: &[(u16, &[&str])] = &[
     (CTX_NHS, &["nhs"]),
     (CTX_NAME, &["dear", "hi", "hello", "name:", "name is", "from:", "to:", "cc:", "contact:", "customer:", "patient", "employee", "signed", "regards", "sincerely", "attn", "thanks,", "cheers,", "by ", "author", "manager", "with "]),
     (CTX_SECRET, &["key", "token", "secret", "password", "passwd", "pwd", "auth", "credential", "bearer", "private", "signature", "apikey", "api_key"]),
-    (CTX_NEG, &["order", "invoice", "tracking", "ref", "reference", "version", "build", "sku", "isbn", "serial", "ticket", "transaction", "txn", "id:", "id ", "#", "no.", "part", "model", "batch", "lot", "timestamp", "epoch", "checksum", "hash", "sha", "account id", "customer id", "user id"]),
+    (CTX_NEG, &["order", "invoice", "tracking", "ref", "reference", "version", "build", "sku", "isbn", "serial", "ticket", "transaction", "txn", "id:", "id ", "#", "no.", "part", "model", "batch", "lot", "timestamp", "epoch", "checksum", "hash", "sha", "integrity", "digest", "etag", "fingerprint", "account id", "customer id", "user id"]),
     (CTX_DNI, &["dni", "nie", "nif"]),
 ];
 
