@@ -749,10 +749,12 @@ impl Engine {
         // known documentation examples
         raw.retain(|r| r.cat != Category::Secret || !is_doc_example(&text[r.start..r.end]));
         // overlaps: within a category keep the better finding (injection: within a kind)
-        raw.sort_by(|a, b| {
-            let ka = (a.cat, if a.cat == Category::Injection { a.kind } else { "" });
-            let kb = (b.cat, if b.cat == Category::Injection { b.kind } else { "" });
-            ka.cmp(&kb).then(a.start.cmp(&b.start)).then(b.end.cmp(&a.end))
+        raw.sort_unstable_by(|a, b| {
+            a.cat.cmp(&b.cat)
+                .then_with(|| if a.cat == Category::Injection { a.kind.cmp(b.kind) } else { std::cmp::Ordering::Equal })
+                .then_with(|| a.start.cmp(&b.start))
+                .then_with(|| b.end.cmp(&a.end))
+                .then_with(|| b.prio.cmp(&a.prio))
         });
         let mut kept: Vec<Raw<'_>> = Vec::with_capacity(raw.len());
         for r in raw {
@@ -768,7 +770,7 @@ impl Engine {
             }
             kept.push(r);
         }
-        kept.sort_by(|a, b| a.start.cmp(&b.start).then(a.end.cmp(&b.end)).then(a.kind.cmp(b.kind)));
+        kept.sort_unstable_by(|a, b| a.start.cmp(&b.start).then_with(|| a.end.cmp(&b.end)).then_with(|| a.kind.cmp(b.kind)));
         kept.truncate(self.max_findings);
         kept.into_iter()
             .map(|r| Finding { kind: r.kind.to_string(), category: r.cat, start: r.start, end: r.end, confidence: (r.conf * 100.0).round() / 100.0, pointer: None })

@@ -119,35 +119,51 @@ impl<A: Copy + PartialEq> Triggers<A> {
     pub fn scan(&self, b: &[u8], mut f: impl FnMut(u32, usize)) {
         let n = b.len();
         let mut prev = 0u8;
-        for i in 0..n {
+        let mut i = 0;
+        while i < n {
             let c = b[i];
             let cl = WCL[c as usize];
+            if cl == 1 && prev != 0 {
+                // the rest of a lower-case run: nothing starts here
+                i += 1;
+                while i < n && WCL[b[i] as usize] == 1 {
+                    i += 1;
+                }
+                prev = 1;
+                continue;
+            }
             let start = if cl != 0 { prev == 0 || (prev == 1 && cl == 2) } else { self.punct_start[c as usize] };
             prev = cl;
-            if !start {
-                continue;
+            if start {
+                self.at(b, i, c, &mut f);
             }
-            if self.has_single[c as usize] {
-                for &t in &self.single[c as usize] {
-                    f(t, i);
-                }
+            i += 1;
+        }
+    }
+
+    #[inline]
+    fn at(&self, b: &[u8], i: usize, c: u8, f: &mut impl FnMut(u32, usize)) {
+        let n = b.len();
+        if self.has_single[c as usize] {
+            for &t in &self.single[c as usize] {
+                f(t, i);
             }
-            if i + 1 >= n {
-                continue;
-            }
-            let w = load4(b, i);
-            let wl = lower4(w);
-            let k2 = (wl & 0xffff) as usize;
-            if self.bits2[k2 >> 6] & (1 << (k2 & 63)) != 0 {
-                let (off, cnt) = self.table2[k2];
-                self.check(b, i, w, wl, &self.flat[off as usize..(off + cnt) as usize], &mut f);
-            }
-            if i + 4 <= n {
-                let k4 = hash4(wl);
-                if self.bits4[k4 >> 6] & (1 << (k4 & 63)) != 0 {
-                    let (off, cnt) = self.table4[k4];
-                    self.check(b, i, w, wl, &self.flat[off as usize..(off + cnt) as usize], &mut f);
-                }
+        }
+        if i + 1 >= n {
+            return;
+        }
+        let w = load4(b, i);
+        let wl = lower4(w);
+        let k2 = (wl & 0xffff) as usize;
+        if self.bits2[k2 >> 6] & (1 << (k2 & 63)) != 0 {
+            let (off, cnt) = self.table2[k2];
+            self.check(b, i, w, wl, &self.flat[off as usize..(off + cnt) as usize], f);
+        }
+        if i + 4 <= n {
+            let k4 = hash4(wl);
+            if self.bits4[k4 >> 6] & (1 << (k4 & 63)) != 0 {
+                let (off, cnt) = self.table4[k4];
+                self.check(b, i, w, wl, &self.flat[off as usize..(off + cnt) as usize], f);
             }
         }
     }
