@@ -88,6 +88,8 @@ pub struct AuditLog {
     log_id: Vec<u8>,
     metrics: Arc<AuditMetrics>,
     closed: AtomicBool,
+    /// Tells background jobs (retention) that the log is shutting down.
+    closing: tokio::sync::watch::Sender<bool>,
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -224,8 +226,14 @@ impl AuditLog {
             log_id,
             metrics,
             closed: AtomicBool::new(false),
+            closing: tokio::sync::watch::channel(false).0,
             writer: std::sync::Mutex::new(Some(handle)),
         }))
+    }
+
+    /// A receiver that turns `true` when shutdown begins.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Whether [`AuditLog::shutdown`] was called.
@@ -277,6 +285,7 @@ impl AuditLog {
     /// recorded afterwards are dropped and counted. Idempotent.
     pub async fn shutdown(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.closing.send_replace(true);
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;

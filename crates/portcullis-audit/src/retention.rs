@@ -230,11 +230,15 @@ impl AuditLog {
     pub fn spawn_retention(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let log = Arc::downgrade(self);
         let every = self.config().retention_interval;
+        let mut closing = self.closing();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = closing.wait_for(|c| *c) => return,
+                }
                 let Some(log) = log.upgrade() else { return };
                 if log.is_closed() {
                     return;
