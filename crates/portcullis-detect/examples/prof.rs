@@ -24,6 +24,11 @@ fn main() {
     let det = portcullis_detect::Detector::new(&cfg).unwrap();
     literal_only(&det, &text);
     literal_only(&det, &text);
+    if std::env::var("STATS").is_ok() {
+        for (p, k) in det.trigger_stats(&text).iter().take(15) {
+            println!("{k:8} {p:?}");
+        }
+    }
     let runs = 5;
     let c0 = cpu_ns();
     let t = std::time::Instant::now();

@@ -38,6 +38,7 @@ struct Rule {
     conf: f32,
     left_bound: bool,
     has_group: bool,
+    pre: Option<fn(&[u8], usize) -> bool>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -120,6 +121,7 @@ impl Engine {
                 conf: s.conf,
                 left_bound: s.left_bound,
                 has_group,
+                pre: s.pre,
             });
             let trig: Vec<&str> = if s.triggers == ["@names"] { pii::FIRST_NAMES.to_vec() } else { s.triggers.to_vec() };
             for t in trig {
@@ -142,6 +144,7 @@ impl Engine {
                 conf: 0.85,
                 left_bound: false,
                 has_group: false,
+                pre: None,
             });
             tb.add(d.as_bytes(), true, Action::Rule(id));
         }
@@ -316,7 +319,7 @@ impl Engine {
                 match a {
                     Action::Rule(r) => {
                         let rule = &self.rules[r as usize];
-                        if cats & rule.cat.bit() != 0 && !(rule.left_bound && prev_alnum) {
+                        if cats & rule.cat.bit() != 0 && !(rule.left_bound && prev_alnum) && rule.pre.is_none_or(|f| f(b, s)) {
                             hits.push((r, s));
                         }
                     }

@@ -41,8 +41,29 @@ pub(crate) struct Spec {
     pub prio: u8,
     /// The trigger must not follow a letter or digit.
     pub left_bound: bool,
-    /// Also add Capitalised and UPPER variants of the triggers (the automaton is case-sensitive).
+    /// Match the triggers ASCII-case-insensitively.
     pub case_variants: bool,
+    /// A cheap test at the trigger before the regex runs (for triggers that are frequent).
+    pub pre: Option<fn(&[u8], usize) -> bool>,
+}
+
+/// `://user:password@`: a `:` then an `@` before any `/`, space or quote.
+pub(crate) fn pre_userinfo(b: &[u8], p: usize) -> bool {
+    let mut colon = false;
+    for &c in b.iter().skip(p + 3).take(200) {
+        match c {
+            b':' => colon = true,
+            b'@' => return colon,
+            b'/' | b' ' | b'\n' | b'\t' | b'"' | b'\'' | b'<' | b'>' => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Airtable `pat` + 14 alphanumerics + `.`.
+pub(crate) fn pre_airtable(b: &[u8], p: usize) -> bool {
+    b.len() > p + 18 && b[p + 3..p + 17].iter().all(|c| c.is_ascii_alphanumeric()) && b[p + 17] == b'.'
 }
 
 pub(crate) const fn spec(kind: &'static str, cat: Category, triggers: &'static [&'static str], re: &'static str) -> Spec {
@@ -58,6 +79,7 @@ pub(crate) const fn spec(kind: &'static str, cat: Category, triggers: &'static [
         prio: 3,
         left_bound: true,
         case_variants: false,
+        pre: None,
     }
 }
 

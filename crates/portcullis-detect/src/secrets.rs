@@ -2,7 +2,7 @@
 //! connection strings, and generic `key = value` assignments. Patterns follow the providers'
 //! documented token formats (and the public rule sets of gitleaks and detect-secrets).
 
-use crate::rules::{sec, Check, Spec};
+use crate::rules::{pre_airtable, pre_userinfo, sec, Check, Spec};
 
 macro_rules! s {
     ($kind:literal, [$($t:literal),+], $re:literal) => {
@@ -118,7 +118,7 @@ pub(crate) static SPECS: &[Spec] = &[
     s!("linear_api_key", ["lin_api_"], r"lin_api_[A-Za-z0-9]{40}\b"),
     s!("notion_token", ["ntn_"], r"ntn_[0-9]{11}[A-Za-z0-9]{35}\b"),
     s!("notion_integration_secret", ["secret_"], r"secret_[A-Za-z0-9]{43}\b", conf: 0.8),
-    s!("airtable_pat", ["pat"], r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}\b"),
+    s!("airtable_pat", ["pat"], r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}\b", pre: Some(pre_airtable)),
     s!("asana_pat", ["asana", "ASANA"], r#"(?i)asana[a-z_ -]{0,20}(?:token|key|pat)["']?\s*[:=]\s*["']?([0-9]/[0-9]{16}:[A-Za-z0-9]{32})"#),
     s!("typeform_token", ["tfp_"], r"tfp_[A-Za-z0-9_.=-]{59}"),
     s!("contentful_pat", ["CFPAT-"], r"CFPAT-[A-Za-z0-9_-]{43}"),
@@ -181,7 +181,7 @@ pub(crate) static SPECS: &[Spec] = &[
     s!("jwt", ["eyJ"], r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*", max_len: 8192, conf: 0.85, prio: 2),
     s!("url_password", ["://"],
         r#"://[^\s:/@"'<>]{1,64}:([^\s:/@"'<>]{3,128})@[A-Za-z0-9.\[\]_-]{1,253}"#,
-        max_len: 460, left_bound: false, check: Check::NotPlaceholder, conf: 0.9),
+        max_len: 460, left_bound: false, pre: Some(pre_userinfo), check: Check::NotPlaceholder, conf: 0.9),
     s!("connection_string_password", ["Password=", "password=", "PWD=", "Pwd=", "pwd="],
         r#"(?:Password|password|PWD|Pwd|pwd)=([^;"'\s]{4,128})"#, check: Check::NotPlaceholder, conf: 0.85, prio: 2, left_bound: false),
     s!("basic_auth_header", ["Authorization", "authorization", "AUTHORIZATION"],
