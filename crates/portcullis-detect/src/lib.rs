@@ -13,15 +13,19 @@
 //!
 //! # How a scan runs
 //! A [`Detector`] is built once from a [`DetectorConfig`] and shared (it is `Send + Sync`; put it
-//! in an `Arc`). A scan makes one pass of a single Aho-Corasick automaton over the text that
-//! holds every literal of every rule (provider prefixes of secrets, keywords, context words,
-//! injection phrases, hidden-Unicode byte sequences, dictionaries, labels), and one pass of a
-//! byte-class tokenizer that hands digit runs to the validators (Luhn, IBAN mod 97, SSN
-//! area/group/serial, phone plans, national-identifier checksums), `@` to the e-mail parser and
-//! long tokens to the entropy and encoded-payload detectors. A literal hit runs its rule's
-//! regex anchored at the hit, in a bounded window: the regexes are linear-time
-//! (regex-automata), and no rule is ever run over the whole text. Custom organization regexes
-//! that have no literal prefix share one multi-pattern regex pass.
+//! in an `Arc`). A scan makes one pass of the literal-trigger scanner (`triggers.rs`) over the
+//! text: it holds every literal of every rule (provider prefixes of secrets, keywords, injection
+//! phrases, internal markers, dictionaries, labels, about 1,100 in all) and checks them only at
+//! word starts and at the few punctuation bytes that begin a literal, through a two-level
+//! bitmap on the first bytes, so its cost does not grow with the number of rules. A second,
+//! SWAR-driven pass stops only at digits, `@` and non-ASCII bytes and hands digit runs to the
+//! validators (Luhn, IBAN mod 97, SSN area/group/serial, phone plans, national-identifier
+//! checksums), `@` to the e-mail parser, long tokens to the entropy and encoded-payload
+//! detectors and hidden code points to the hidden-Unicode detector. A literal hit runs its
+//! rule's regex anchored at the hit, in a bounded window: the regexes are linear-time
+//! (regex-automata), and no rule is ever run over the whole text. Context words (`phone`,
+//! `SSN`, `born`...) are looked up lazily, only before a candidate. Custom organization regexes
+//! share one multi-pattern regex pass; fingerprints one shingle pass (both only when configured).
 //!
 //! The compact injection classifier (hashed word n-gram logistic regression, weights in
 //! `model/injection.pcic`, trained by `training/train_classifier.py`) runs only on windows
