@@ -5,7 +5,7 @@
 mod model;
 mod validate;
 
-pub use model::{Config, ConnectorConfig, ConnectorType, Limits};
+pub use model::{AuditSettings, Config, ConnectorConfig, ConnectorType, Limits};
 pub use validate::{ConfigError, Connector, ConnectorKind, ValidConfig};
 
 use std::path::Path;

@@ -20,6 +20,9 @@ pub struct Config {
     /// Protocol limits.
     #[serde(default)]
     pub limits: Limits,
+    /// How calls are recorded in the audit log.
+    #[serde(default)]
+    pub audit: AuditSettings,
     /// The connectors behind the gateway, by name. Names are 1-63 characters of `a-z`, `0-9` and
     /// `-`, starting with a letter; each is served at `/mcp/{name}`.
     #[serde(default)]
@@ -67,6 +70,16 @@ impl Default for Limits {
             session_idle_timeout_secs: unspanned(3600),
         }
     }
+}
+
+/// Audit settings of the data path (AU-1).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Answer a call only once its event is committed to the audit log (default true), so that
+    /// after a crash the log holds an event for every call that was answered. `false` answers
+    /// first and commits moments later: lower latency, but a crash can lose the last events.
+    pub wait_for_commit: Option<bool>,
 }
 
 /// The kind of a connector.

@@ -137,6 +137,8 @@ pub struct ValidConfig {
     pub max_sessions: usize,
     /// Idle session lifetime.
     pub session_idle_timeout: Duration,
+    /// Answer a call only after its audit event is committed.
+    pub audit_wait_for_commit: bool,
     /// Connectors, in name order.
     pub connectors: Vec<Connector>,
 }
@@ -233,6 +235,7 @@ pub(crate) fn validate(raw: Config, file: &str) -> Result<ValidConfig, ConfigErr
         request_timeout: Duration::from_millis(timeout_ms),
         max_sessions,
         session_idle_timeout: Duration::from_secs(idle),
+        audit_wait_for_commit: raw.audit.wait_for_commit.unwrap_or(true),
         connectors,
     })
 }
@@ -365,6 +368,9 @@ mod tests {
         assert_eq!(c.connectors.len(), 1);
         assert_eq!(c.connectors[0].name, "crm");
         assert_eq!(c.connectors[0].kind, ConnectorKind::Demo);
+        assert!(c.audit_wait_for_commit, "durable by default");
+        let c = load_str("audit:\n  wait_for_commit: false\n", "t").unwrap();
+        assert!(!c.audit_wait_for_commit);
     }
 
     #[test]

@@ -666,7 +666,15 @@ async fn handle(
         Err(reply) => return (reply, None),
     };
     let reply = match msg.kind {
-        Kind::Request => request(inner, &session, index, info, msg).await,
+        Kind::Request => {
+            let reply = request(inner, &session, index, info, msg).await;
+            if inner.config.audit_wait_for_commit && matches!(reply, Reply::Json(..)) {
+                // AU-1: the answer leaves only once its event is committed (a streamed answer
+                // waits the same way before its last message).
+                inner.sink.flush().await;
+            }
+            reply
+        }
         Kind::Notification => notification(inner, &session, info, msg).await,
         Kind::Response => client_response(inner, &session, info, msg).await,
     };
@@ -966,7 +974,21 @@ async fn forward(
     let timeout = inner.timeout_of(i);
     let ctx = inner.ctx(info, timeout);
     let deadline = tokio::time::Instant::now() + timeout;
-    session.begin(id.json(), i);
+    if !session.begin(id.json(), i) {
+        let m = format!(
+            "a request with id {} is already in flight in this session; use a new id per request",
+            id.json()
+        );
+        ev.decision = Decision::Deny;
+        ev.reasons.push("duplicate_request_id".into());
+        ev.outcome = Outcome::Error {
+            code: code::INVALID_REQUEST,
+            origin: "gateway".into(),
+        };
+        let body = error_response(&id, code::INVALID_REQUEST, &m);
+        inner.finish_event(ev, info, body.len());
+        return Reply::Json(StatusCode::OK, body);
+    }
     let rx = match up.request(id.json(), raw, &ctx).await {
         Ok(rx) => rx,
         Err(e) => {
@@ -1004,6 +1026,7 @@ async fn forward(
                 let (inner, session, info) = (inner.clone(), session.clone(), clone_info(info));
                 tokio::spawn(async move {
                     let mut sent = 0usize;
+                    let mut final_message = None;
                     loop {
                         match next(&mut rx, deadline, &inner, i).await {
                             Err(e) => {
@@ -1015,7 +1038,7 @@ async fn forward(
                                 ev.upstream_status = e.status();
                                 let body = error_response(&id, e.code(), &e.to_string());
                                 sent += body.len();
-                                let _ = tx.send(body).await;
+                                final_message = Some(body);
                                 break;
                             }
                             Ok(m) if is_final(&m.head, &id) => {
@@ -1023,7 +1046,7 @@ async fn forward(
                                 let body =
                                     federated_result(&session, i, method.as_deref(), m.bytes);
                                 sent += body.len();
-                                let _ = tx.send(body).await;
+                                final_message = Some(body);
                                 break;
                             }
                             Ok(m) => {
@@ -1039,6 +1062,12 @@ async fn forward(
                     session.unregister_post(key);
                     session.end(id.json());
                     inner.finish_event(ev, &info, sent);
+                    if let Some(last) = final_message {
+                        if inner.config.audit_wait_for_commit {
+                            inner.sink.flush().await;
+                        }
+                        let _ = tx.send(last).await;
+                    }
                 });
                 return Reply::Sse(out);
             }

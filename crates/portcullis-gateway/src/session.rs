@@ -169,9 +169,15 @@ impl LiveSession {
         self.upstreams.get(index).and_then(|u| u.as_ref())
     }
 
-    /// Marks a client request in flight on a connector.
-    pub fn begin(&self, id: &str, index: usize) {
-        self.inflight.lock().insert(id.into(), index);
+    /// Marks a client request in flight; `false` when a request with the same id already is
+    /// (JSON-RPC ids must be unique among a session's requests in flight).
+    pub fn begin(&self, id: &str, index: usize) -> bool {
+        let mut inflight = self.inflight.lock();
+        if inflight.contains_key(id) {
+            return false;
+        }
+        inflight.insert(id.into(), index);
+        true
     }
 
     /// Clears a client request from the in-flight table.

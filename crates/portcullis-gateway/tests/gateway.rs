@@ -742,3 +742,37 @@ async fn stateless_revision_requests_need_no_session() {
     );
     assert_eq!(gw.gateway.session_count(), 0);
 }
+
+#[tokio::test]
+async fn a_request_id_already_in_flight_is_refused() {
+    let url = fake_upstream("slow").await;
+    let gw = start(&format!(
+        "connectors:\n  slow:\n    type: http\n    url: {url}\n    timeout_ms: 1000\n"
+    ))
+    .await;
+    let sid = gw.initialize("/mcp/slow").await;
+    // Two requests with the same id at once; the upstream never answers, so the first is still in
+    // flight when the second arrives, whichever that is.
+    let (a, b) = tokio::join!(
+        gw.post("/mcp/slow", Some(&sid), call(5, "anything", json!({}))),
+        gw.post("/mcp/slow", Some(&sid), call(5, "anything", json!({})))
+    );
+    let mut codes = [
+        a.1["error"]["code"].as_i64().unwrap(),
+        b.1["error"]["code"].as_i64().unwrap(),
+    ];
+    codes.sort();
+    assert_eq!(codes, [-32600, -32001], "{} / {}", a.1, b.1);
+    let refused = if a.1["error"]["code"] == -32600 {
+        &a.1
+    } else {
+        &b.1
+    };
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already in flight"),
+        "{refused}"
+    );
+}

@@ -56,6 +56,8 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
     )
     .await
     .with_context(|| format!("cannot open the audit log in {}", config.data_dir.display()))?;
+    // AU-4: retention runs in the background for as long as the log is open.
+    let _retention = audit.spawn_retention();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}: is another program using it? Use --listen to pick another address", config.listen))?;

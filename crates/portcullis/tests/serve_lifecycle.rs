@@ -322,3 +322,130 @@ fn config_errors_name_file_line_and_column() {
         serde_json::from_slice(&out.stdout).expect("the schema is JSON");
     assert!(schema["properties"]["connectors"].is_object(), "{schema}");
 }
+
+/// POST with an `X-Request-Id`, so the call can be found in the audit log.
+fn post_with_id(
+    addr: &str,
+    path: &str,
+    session: &str,
+    request_id: &str,
+    body: &str,
+) -> std::io::Result<u16> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\nx-request-id: {request_id}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    // Only a complete answer counts as answered.
+    Ok(if raw.contains("\"result\"") {
+        status
+    } else {
+        0
+    })
+}
+
+#[test]
+fn after_kill_9_every_answered_call_has_a_verified_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("state");
+    let mut gw = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let sid = initialize(&gw.addr, "/mcp/crm");
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer","arguments":{"id":"cus_0001"}}}"#;
+    // Four clients call in parallel; the gateway is killed without warning after 300 answers.
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (addr, sid, answered, stop) =
+                (gw.addr.clone(), sid.clone(), answered.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let rid = format!("crash-{w}-{n}");
+                    // JSON-RPC ids are unique among a session's requests in flight.
+                    let call = call.replace("\"id\":1", &format!("\"id\":\"{rid}\""));
+                    match post_with_id(&addr, "/mcp/crm", &sid, &rid, &call) {
+                        Ok(200) => answered.lock().unwrap().push(rid),
+                        other => {
+                            eprintln!("worker {w} stopped at {n}: {other:?}");
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while answered.lock().unwrap().len() < 300 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "too slow to reach 300 answers"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    gw.child.kill().unwrap(); // SIGKILL
+    gw.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+
+    let verify = Command::new(BIN)
+        .args(["audit", "verify", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "verify after kill -9: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let out = Command::new(BIN)
+        .args([
+            "audit",
+            "search",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--tool",
+            "get_customer",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&String> = answered
+        .iter()
+        .filter(|rid| !text.contains(&format!("\"{rid}\"")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered calls have no event, e.g. {:?}",
+        missing.len(),
+        answered.len(),
+        missing.first()
+    );
+}
