@@ -23,7 +23,7 @@ fn main() {
                 kinds.dedup();
                 let list: Vec<serde_json::Value> = f
                     .iter()
-                    .map(|x| serde_json::json!({"kind": x.kind, "category": x.category, "start": x.start, "end": x.end, "confidence": x.confidence}))
+                    .map(|x| serde_json::json!({"kind": x.kind, "category": x.category, "start": x.start, "end": x.end, "confidence": portcullis_detect::Finding::confidence_f64(x.confidence)}))
                     .collect();
                 serde_json::json!({"id": v.get("id"), "categories": cats, "kinds": kinds, "findings": list})
             }

@@ -178,7 +178,7 @@ mod tests {
         for x in [0.1f32, -2.0, 0.5] {
             b.extend_from_slice(&x.to_le_bytes());
         }
-        let mut w = vec![0i8; 16];
+        let mut w = [0i8; 16];
         let h = fnv1a(1, b"attack");
         w[(h & 15) as usize] = if h >> 63 == 1 { -100 } else { 100 };
         b.extend(w.iter().map(|&x| x as u8));

@@ -361,11 +361,10 @@ impl Engine {
         let budget = 16 * n + (256 << 10);
         let mut work = (u32::MAX, 0usize);
         for &(r, p) in &hits {
-            if let Some((lr, le)) = last {
-                if lr == r && p < le {
+            if let Some((lr, le)) = last
+                && lr == r && p < le {
                     continue;
                 }
-            }
             if work.0 != r {
                 work = (r, 0);
             }
@@ -428,8 +427,8 @@ impl Engine {
         }
 
         // 7. the classifier, on windows around cue words
-        if depth == 0 && cats & INJECTION != 0 && !cues.is_empty() {
-            if let Some((c, thr)) = &self.classifier {
+        if depth == 0 && cats & INJECTION != 0 && !cues.is_empty()
+            && let Some((c, thr)) = &self.classifier {
                 cues.sort_unstable();
                 const WHOLE: usize = 2048;
                 const HALF: usize = 512;
@@ -455,7 +454,6 @@ impl Engine {
                     }
                 }
             }
-        }
         out
     }
 
@@ -591,7 +589,7 @@ impl Engine {
                         let ch = text[i..].chars().next().unwrap_or(' ');
                         let l = ch.len_utf8();
                         // Cyrillic or Greek letters glued to Latin ones: homoglyph obfuscation
-                        if matches!(ch as u32, 0x370..=0x3FF | 0x400..=0x4FF) && ch.is_alphabetic() {
+                        if matches!(ch as u32, 0x370..=0x4FF) && ch.is_alphabetic() {
                             let prev_latin = i > 0 && b[i - 1].is_ascii_alphabetic();
                             let next_latin = i + l < n && b[i + l].is_ascii_alphabetic();
                             if prev_latin || next_latin {
@@ -605,13 +603,12 @@ impl Engine {
             }
             let c = CLASS[b[i] as usize];
             if c == AT {
-                if pii_on {
-                    if let Some((s, e)) = pii::email_at(b, i) {
+                if pii_on
+                    && let Some((s, e)) = pii::email_at(b, i) {
                         out.push(Raw { kind: "pii.email", cat: Category::Pii, start: s, end: e, conf: 0.95, prio: 3 });
                         i = e;
                         continue;
                     }
-                }
                 i += 1;
                 continue;
             }
@@ -635,34 +632,31 @@ impl Engine {
             let we = i;
             if fl & DIGIT != 0 && num_on {
                 let w = &b[ws..we];
-                if pii_on && w[0].is_ascii_digit() && w.len() <= 5 && ws >= 4 && b[ws - 1] == b' ' {
-                    if let Some((s, e)) = pii::de_address(text, ws) {
+                if pii_on && w[0].is_ascii_digit() && w.len() <= 5 && ws >= 4 && b[ws - 1] == b' '
+                    && let Some((s, e)) = pii::de_address(text, ws) {
                         out.push(Raw { kind: "pii.postal_address", cat: Category::Pii, start: s, end: e, conf: 0.75, prio: 3 });
                         i = i.max(e);
                         continue;
                     }
-                }
                 if fl & (LOWER | UPPER) != 0 {
                     // letters and digits: IBAN, DNI/NIE, IPv6 only
-                    if pii_on && w.len() >= 4 && w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase() && w[2].is_ascii_digit() {
-                        if let Some(e) = pii::iban_at(b, ws) {
+                    if pii_on && w.len() >= 4 && w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase() && w[2].is_ascii_digit()
+                        && let Some(e) = pii::iban_at(b, ws) {
                             out.push(Raw { kind: "pii.iban", cat: Category::Pii, start: ws, end: e, conf: 0.95, prio: 3 });
                             i = i.max(e);
                             continue;
                         }
-                    }
                     if pii_on && w.len() == 9 && pii::es_dni(w) {
                         let conf = if has_ctx(pii::CTX_DNI, ws) { 0.9 } else { 0.7 };
                         out.push(Raw { kind: "pii.es_dni", cat: Category::Pii, start: ws, end: we, conf, prio: 3 });
                         continue;
                     }
-                    if we < n && b[we] == b':' && w.len() <= 4 && w.iter().all(|c| c.is_ascii_hexdigit()) {
-                        if let Some((e, private)) = pii::ipv6_at(text, ws) {
+                    if we < n && b[we] == b':' && w.len() <= 4 && w.iter().all(|c| c.is_ascii_hexdigit())
+                        && let Some((e, private)) = pii::ipv6_at(text, ws) {
                             push_ip(out, ws, e, private, cats);
                             i = i.max(e);
                             continue;
                         }
-                    }
                 } else if inj_on && w.len() == 8 && w.iter().all(|c| *c == b'0' || *c == b'1') {
                     // space-separated 8-bit groups: binary-encoded text
                     let mut e = we;
@@ -671,28 +665,25 @@ impl Engine {
                         bytes.push(bin8(&b[e + 1..e + 9]));
                         e += 9;
                     }
-                    if bytes.len() >= 6 && util::printable_share(&bytes) >= 0.9 {
-                        if let Some(conf) = self.decoded_injection(&bytes, depth) {
+                    if bytes.len() >= 6 && util::printable_share(&bytes) >= 0.9
+                        && let Some(conf) = self.decoded_injection(&bytes, depth) {
                             out.push(Raw { kind: "injection.encoded_payload", cat: Category::Injection, start: ws, end: e, conf, prio: 3 });
                         }
-                    }
                     i = i.max(e);
                     continue;
                 } else if let Some(d0) = w.iter().position(|c| c.is_ascii_digit()) {
                     let s = ws + d0;
-                    if we < n && b[we] == b':' && d0 == 0 && w.len() <= 4 {
-                        if let Some((e, private)) = pii::ipv6_at(text, ws) {
+                    if we < n && b[we] == b':' && d0 == 0 && w.len() <= 4
+                        && let Some((e, private)) = pii::ipv6_at(text, ws) {
                             push_ip(out, ws, e, private, cats);
                             i = i.max(e);
                             continue;
                         }
-                    }
                     let (end, hit) = pii::numeric(b, s, has_ctx);
-                    if let Some(h) = hit {
-                        if cats & h.cat.bit() != 0 {
+                    if let Some(h) = hit
+                        && cats & h.cat.bit() != 0 {
                             out.push(Raw { kind: h.kind, cat: h.cat, start: h.start, end: h.end, conf: h.conf, prio: 3 });
                         }
-                    }
                     i = i.max(end);
                     continue;
                 }
@@ -717,7 +708,7 @@ impl Engine {
     fn encoded_injection(&self, w: &[u8], depth: u8) -> bool {
         let w = &w[..w.len().min(65536)];
         let mut buf = Vec::new();
-        let hex = w.len() >= 24 && w.len() % 2 == 0 && w.iter().all(|c| c.is_ascii_hexdigit());
+        let hex = w.len() >= 24 && w.len().is_multiple_of(2) && w.iter().all(|c| c.is_ascii_hexdigit());
         let ok = if hex {
             util::hex_decode(w, &mut buf)
         } else {
@@ -810,35 +801,6 @@ fn quoted(b: &[u8], s: usize, e: usize) -> bool {
     }
     let tail = &b[e..b.len().min(e + 6)];
     tail.iter().any(|c| matches!(c, b'\'' | b'"' | b'`')) || tail.windows(3).any(|w| w == RDQ || w == RSQ)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::{Detector, DetectorConfig};
-
-    fn time(d: &Detector, t: &str) -> std::time::Duration {
-        let s = std::time::Instant::now();
-        d.scan_text(t);
-        s.elapsed()
-    }
-
-    /// Hostile inputs scale linearly: 4x the input takes well under 16x the time.
-    #[test]
-    fn adversarial_inputs_stay_linear() {
-        let d = Detector::new(&DetectorConfig::default()).unwrap();
-        let units = [
-            "](http", "://a:", "-----BEGIN ", "ignore ", "@a", "1 ", "4111 ", "a\u{200B}", "eyJ", "<!--", "sk-",
-            "AAAA", "\tat x(", "Traceback (most recent call last):\n ", "0", "/home/", "to http", "your reply ",
-        ];
-        for u in units {
-            let small: String = u.repeat(16_000 / u.len());
-            let big: String = u.repeat(64_000 / u.len());
-            time(&d, &small);
-            let ts = time(&d, &small);
-            let tb = time(&d, &big);
-            assert!(tb < ts * 16 + std::time::Duration::from_millis(200), "{u:?}: {ts:?} for 16 KB, {tb:?} for 64 KB");
-        }
-    }
 }
 
 fn push_ip(out: &mut Vec<Raw<'_>>, s: usize, e: usize, private: bool, cats: u8) {
@@ -1116,4 +1078,33 @@ fn regex_escape(s: &str) -> String {
         o.push(c);
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Detector, DetectorConfig};
+
+    fn time(d: &Detector, t: &str) -> std::time::Duration {
+        let s = std::time::Instant::now();
+        d.scan_text(t);
+        s.elapsed()
+    }
+
+    /// Hostile inputs scale linearly: 4x the input takes well under 16x the time.
+    #[test]
+    fn adversarial_inputs_stay_linear() {
+        let d = Detector::new(&DetectorConfig::default()).unwrap();
+        let units = [
+            "](http", "://a:", "-----BEGIN ", "ignore ", "@a", "1 ", "4111 ", "a\u{200B}", "eyJ", "<!--", "sk-",
+            "AAAA", "\tat x(", "Traceback (most recent call last):\n ", "0", "/home/", "to http", "your reply ",
+        ];
+        for u in units {
+            let small: String = u.repeat(16_000 / u.len());
+            let big: String = u.repeat(64_000 / u.len());
+            time(&d, &small);
+            let ts = time(&d, &small);
+            let tb = time(&d, &big);
+            assert!(tb < ts * 16 + std::time::Duration::from_millis(200), "{u:?}: {ts:?} for 16 KB, {tb:?} for 64 KB");
+        }
+    }
 }

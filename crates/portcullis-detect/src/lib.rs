@@ -114,11 +114,23 @@ pub struct Finding {
     pub start: usize,
     /// Byte offset of the end of the span (exclusive).
     pub end: usize,
-    /// Confidence in 0..=1.
+    /// Confidence in 0..=1 (two decimals).
+    #[serde(serialize_with = "ser_confidence")]
     pub confidence: f32,
     /// For JSON input: the JSON pointer (RFC 6901) of the string value the span is in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
+}
+
+fn ser_confidence<S: serde::Serializer>(c: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(Finding::confidence_f64(*c))
+}
+
+impl Finding {
+    /// A confidence as the f64 with two decimals that JSON output shows (0.6, not 0.6000000238).
+    pub fn confidence_f64(c: f32) -> f64 {
+        (c as f64 * 100.0).round() / 100.0
+    }
 }
 
 /// Values and patterns that are never reported (against false positives).

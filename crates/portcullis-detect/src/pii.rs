@@ -242,8 +242,8 @@ pub(crate) fn numeric(b: &[u8], s: usize, ctx: &dyn Fn(u16, usize) -> bool) -> (
         return (end, None);
     }
     if plus {
-        if (8..=15).contains(&nd) && ng <= 6 {
-            if let Some(cc_len) = country_code_len(d) {
+        if (8..=15).contains(&nd) && ng <= 6
+            && let Some(cc_len) = country_code_len(d) {
                 let national = nd - cc_len;
                 let ok = match d[0] {
                     1 => nd == 11 && d[1] >= 2 && d[4] >= 2,
@@ -253,7 +253,6 @@ pub(crate) fn numeric(b: &[u8], s: usize, ctx: &dyn Fn(u16, usize) -> bool) -> (
                     return (end, hit("pii.phone", Category::Pii, if phone_ctx { 0.95 } else { 0.85 }));
                 }
             }
-        }
         return (end, None);
     }
     let nanp = |a: &[u8]| a[0] >= 2 && a[3] >= 2 && !(a[1] == 1 && a[2] == 1);
@@ -280,7 +279,7 @@ fn luhn_digits(d: &[u8]) -> bool {
         let x = x as u32;
         sum += if i % 2 == 1 { let y = x * 2; if y > 9 { y - 9 } else { y } } else { x };
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn elf_proof(d: &[u8]) -> bool {

@@ -14,7 +14,7 @@ pub fn luhn_valid(s: &str) -> bool {
         sum += v;
         n += 1;
     }
-    n > 1 && sum % 10 == 0
+    n > 1 && sum.is_multiple_of(10)
 }
 
 /// IBAN length for a country code, if IBAN is used there.
@@ -156,7 +156,7 @@ pub(crate) fn base64_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
 /// Decodes hex. False on odd length or a non-hex byte.
 pub(crate) fn hex_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return false;
     }
     fn v(c: u8) -> Option<u8> {

@@ -179,7 +179,7 @@ fn jsonl_line(det: &Detector, raw: &[u8]) -> Result<Value, String> {
     kinds.dedup();
     let list: Vec<Value> = findings
         .iter()
-        .map(|f| json!({"kind": f.kind, "category": f.category, "start": f.start, "end": f.end, "confidence": f.confidence}))
+        .map(|f| json!({"kind": f.kind, "category": f.category, "start": f.start, "end": f.end, "confidence": Finding::confidence_f64(f.confidence)}))
         .collect();
     Ok(json!({"id": id, "categories": cats, "kinds": kinds, "findings": list}))
 }
@@ -291,7 +291,7 @@ fn scan_paths(det: &Detector, args: &ScanArgs) -> anyhow::Result<ExitCode> {
                 "findings": all.iter().map(|x| json!({
                     "path": x.path, "line": x.line, "column": x.column,
                     "kind": x.f.kind, "category": x.f.category, "severity": x.severity.as_str(),
-                    "confidence": x.f.confidence, "start": x.f.start, "end": x.f.end, "preview": x.preview,
+                    "confidence": Finding::confidence_f64(x.f.confidence), "start": x.f.start, "end": x.f.end, "preview": x.preview,
                 })).collect::<Vec<_>>(),
             });
             serde_json::to_writer_pretty(&mut out, &v)?;
@@ -474,7 +474,7 @@ fn sarif(all: &[FileFinding]) -> Value {
                     "artifactLocation": {"uri": x.path.replace('\\', "/")},
                     "region": {"startLine": x.line, "startColumn": x.column, "endLine": x.end_line, "endColumn": x.end_column}
                 }}],
-                "properties": {"category": x.f.category, "severity": x.severity.as_str(), "confidence": x.f.confidence},
+                "properties": {"category": x.f.category, "severity": x.severity.as_str(), "confidence": Finding::confidence_f64(x.f.confidence)},
             })
         })
         .collect();
