@@ -11,7 +11,7 @@ fn det() -> &'static Detector {
     D.get_or_init(|| Detector::new(&DetectorConfig::default()).unwrap())
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: { det(); }, |data: &[u8]| {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
         for f in det().scan_json(&v) {
             assert!(f.pointer.is_some());

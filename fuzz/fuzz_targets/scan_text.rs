@@ -28,7 +28,7 @@ fn det() -> &'static Detector {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: { det(); }, |data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let findings = det().scan_text(&text);
     for f in &findings {
