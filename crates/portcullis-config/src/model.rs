@@ -80,6 +80,10 @@ pub struct AuditSettings {
     /// after a crash the log holds an event for every call that was answered. `false` answers
     /// first and commits moments later: lower latency, but a crash can lose the last events.
     pub wait_for_commit: Option<bool>,
+    /// An audit policy file (YAML): data classes, retention days, encrypted payloads,
+    /// memory-off connectors and live sinks (file, syslog, webhook, OTLP). The same file
+    /// `portcullis audit --policy` reads.
+    pub policy: Option<String>,
 }
 
 /// The kind of a connector.

@@ -139,6 +139,8 @@ pub struct ValidConfig {
     pub session_idle_timeout: Duration,
     /// Answer a call only after its audit event is committed.
     pub audit_wait_for_commit: bool,
+    /// The audit policy file, if any.
+    pub audit_policy: Option<std::path::PathBuf>,
     /// Connectors, in name order.
     pub connectors: Vec<Connector>,
 }
@@ -236,6 +238,7 @@ pub(crate) fn validate(raw: Config, file: &str) -> Result<ValidConfig, ConfigErr
         max_sessions,
         session_idle_timeout: Duration::from_secs(idle),
         audit_wait_for_commit: raw.audit.wait_for_commit.unwrap_or(true),
+        audit_policy: raw.audit.policy.clone().map(Into::into),
         connectors,
     })
 }

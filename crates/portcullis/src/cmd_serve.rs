@@ -20,6 +20,10 @@ pub struct ServeArgs {
     /// State directory (overrides the config).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Audit policy file (overrides the config's `audit.policy`): data classes, retention,
+    /// payloads, memory-off connectors, live sinks.
+    #[arg(long, env = "PORTCULLIS_AUDIT_POLICY")]
+    pub audit_policy: Option<PathBuf>,
 }
 
 /// Runs `portcullis serve` until SIGINT or SIGTERM, then drains and flushes.
@@ -34,6 +38,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     if let Some(d) = args.data_dir {
         config.data_dir = d;
+    }
+    if let Some(p) = args.audit_policy {
+        config.audit_policy = Some(p);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,12 +57,16 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
         )
     })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let audit = portcullis_audit::AuditLog::open(
-        portcullis_audit::AuditConfig::embedded(&config.data_dir),
-        clock.clone(),
-    )
-    .await
-    .with_context(|| format!("cannot open the audit log in {}", config.data_dir.display()))?;
+    let mut audit_config = portcullis_audit::AuditConfig::embedded(&config.data_dir);
+    if let Some(p) = &config.audit_policy {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read the audit policy {}", p.display()))?;
+        portcullis_audit::AuditPolicy::from_yaml(&text, p)?.apply(&mut audit_config);
+    }
+    audit_config.validate()?;
+    let audit = portcullis_audit::AuditLog::open(audit_config, clock.clone())
+        .await
+        .with_context(|| format!("cannot open the audit log in {}", config.data_dir.display()))?;
     // AU-4: retention runs in the background for as long as the log is open.
     let _retention = audit.spawn_retention();
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -449,3 +449,84 @@ fn after_kill_9_every_answered_call_has_a_verified_event() {
         missing.first()
     );
 }
+
+#[test]
+fn audit_policy_from_the_config_drives_live_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = dir.path().join("audit.jsonl");
+    let policy = dir.path().join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        format!("connector_classes: {{ crm: personal }}\nretention_days: {{ personal: 30 }}\nsinks:\n  - {{ type: file, path: {:?} }}\n", sink.display().to_string()),
+    )
+    .unwrap();
+    let config = dir.path().join("portcullis.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "audit:\n  policy: {:?}\nconnectors:\n  crm:\n    type: demo\n",
+            policy.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("state");
+    let mut gw = serve(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let sid = initialize(&gw.addr, "/mcp/crm");
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer","arguments":{"id":"cus_0002"}}}"#;
+    assert_eq!(
+        post_with_id(&gw.addr, "/mcp/crm", &sid, "sink-check-1", body).unwrap(),
+        200
+    );
+    terminate(&gw.child);
+    assert!(wait_exit(&mut gw.child, Duration::from_secs(30)).success());
+    let lines = std::fs::read_to_string(&sink).expect("the file sink was written");
+    assert!(lines.contains("sink-check-1"), "{lines}");
+    // The retention text is generated from the same policy.
+    let out = Command::new(BIN)
+        .args([
+            "audit",
+            "retention",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("30"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A policy file that does not parse stops start-up with a clear error.
+    std::fs::write(&policy, "sinks: [ { type: carrier-pigeon } ]\n").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("audit-policy.yaml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
