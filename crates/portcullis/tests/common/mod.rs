@@ -103,10 +103,10 @@ impl Proc {
             let mut tx = Some(tx);
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
-                if let Some(t) = &tx {
-                    if t.send(line).is_err() {
-                        tx = None;
-                    }
+                if let Some(t) = &tx
+                    && t.send(line).is_err()
+                {
+                    tx = None;
                 }
             }
         });
@@ -495,13 +495,16 @@ fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
 
+/// An HTTP answer: status, headers (names lowercased), body.
+pub type HttpAnswer = (u16, Vec<(String, String)>, String);
+
 /// Minimal HTTP/1.1 POST of a JSON body over loopback; returns (status, headers lowercased, body).
 pub fn http_post_json(
     authority: &str,
     path: &str,
     extra_headers: &[(&str, &str)],
     body: &str,
-) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+) -> std::io::Result<HttpAnswer> {
     let mut s = TcpStream::connect(authority)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!(
