@@ -41,11 +41,34 @@ const PROSE: &[&str] = &[
 ];
 
 const WORDS: &[&str] = &[
-    "alpha", "report", "widget", "customer", "pipeline", "release", "search", "result", "summary",
-    "invoice", "project", "status", "update", "service", "metrics", "dashboard", "archive", "query",
+    "alpha",
+    "report",
+    "widget",
+    "customer",
+    "pipeline",
+    "release",
+    "search",
+    "result",
+    "summary",
+    "invoice",
+    "project",
+    "status",
+    "update",
+    "service",
+    "metrics",
+    "dashboard",
+    "archive",
+    "query",
 ];
 
-const PATHS: &[&str] = &["api/v1/users", "api/v1/orders", "healthz", "api/v2/search", "static/app.js", "api/v1/reports/weekly"];
+const PATHS: &[&str] = &[
+    "api/v1/users",
+    "api/v1/orders",
+    "healthz",
+    "api/v2/search",
+    "static/app.js",
+    "api/v1/reports/weekly",
+];
 
 fn prose(r: &mut Rng, out: &mut String) {
     for _ in 0..4 + r.num(4) {
@@ -66,7 +89,11 @@ fn json_tool_output(r: &mut Rng, out: &mut String) {
             r.pick(WORDS), r.pick(WORDS), r.pick(WORDS), r.pick(WORDS), r.num(9999), r.pick(PROSE), r.num(999), i + 1
         ));
     }
-    out.push_str(&format!("],\"total\":{},\"took_ms\":{}}}\n", r.num(5000), r.num(900)));
+    out.push_str(&format!(
+        "],\"total\":{},\"took_ms\":{}}}\n",
+        r.num(5000),
+        r.num(900)
+    ));
 }
 
 fn log_line(r: &mut Rng, out: &mut String) {

@@ -14,7 +14,12 @@ fn main() {
         let t = std::time::Instant::now();
         let f = det.scan_text(&text);
         let s = t.elapsed().as_secs_f64();
-        eprintln!("{name}: {} bytes, {} findings, {:.0} MB/s (one core, one call)", text.len(), f.len(), text.len() as f64 / s / 1e6);
+        eprintln!(
+            "{name}: {} bytes, {} findings, {:.0} MB/s (one core, one call)",
+            text.len(),
+            f.len(),
+            text.len() as f64 / s / 1e6
+        );
         std::fs::write(dir.join(format!("{name}.txt")), &text).unwrap();
     }
 }

@@ -5,7 +5,12 @@
 mod corpus;
 
 fn cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn main() {
@@ -42,12 +47,20 @@ fn main() {
         _ => f64::NAN,
     };
     let mb = text.len() as f64 / 1e6;
-    println!("{mode} {cats:?}: {} bytes, {nf} findings, {:.0} MB/s wall, {:.0} MB/s CPU-time (one core)", text.len(), mb / wall, mb / cpu);
+    println!(
+        "{mode} {cats:?}: {} bytes, {nf} findings, {:.0} MB/s wall, {:.0} MB/s CPU-time (one core)",
+        text.len(),
+        mb / wall,
+        mb / cpu
+    );
 }
 
 #[allow(dead_code)]
 pub fn literal_only(det: &portcullis_detect::Detector, text: &str) {
     let t = std::time::Instant::now();
     let (k, np) = det.debug_literal_pass(text);
-    println!("literal pass alone: {k} hits, {np} literals, {:.0} MB/s", text.len() as f64 / t.elapsed().as_secs_f64() / 1e6);
+    println!(
+        "literal pass alone: {k} hits, {np} literals, {:.0} MB/s",
+        text.len() as f64 / t.elapsed().as_secs_f64() / 1e6
+    );
 }

@@ -67,7 +67,13 @@ impl Classifier {
         }
         let scale = f(16);
         let weights = b[28..].iter().map(|&x| (x as i8) as f32 * scale).collect();
-        Ok(Classifier { bits, flags: u(12), bias: f(20), threshold: f(24), weights })
+        Ok(Classifier {
+            bits,
+            flags: u(12),
+            bias: f(20),
+            threshold: f(24),
+            weights,
+        })
     }
 
     /// The model's decision threshold.

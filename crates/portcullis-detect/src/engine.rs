@@ -46,7 +46,12 @@ enum Action {
     Rule(u32),
     Cue,
     /// The literal itself is the finding (dictionaries, labels, ROT13 phrases).
-    Literal { kind: u32, cat: Category, conf: f32, whole_word: bool },
+    Literal {
+        kind: u32,
+        cat: Category,
+        conf: f32,
+        whole_word: bool,
+    },
 }
 
 struct Custom {
@@ -85,11 +90,20 @@ struct Raw<'e> {
 }
 
 fn compile(id: &str, re: &str) -> Result<Regex, Error> {
-    let re = re.replace(r"\b", r"(?-u:\b)").replace(r"(?-u:(?-u:\b))", r"(?-u:\b)");
+    let re = re
+        .replace(r"\b", r"(?-u:\b)")
+        .replace(r"(?-u:(?-u:\b))", r"(?-u:\b)");
     Regex::builder()
-        .configure(Regex::config().nfa_size_limit(Some(20 << 20)).hybrid_cache_capacity(2 << 20))
+        .configure(
+            Regex::config()
+                .nfa_size_limit(Some(20 << 20))
+                .hybrid_cache_capacity(2 << 20),
+        )
         .build(&re)
-        .map_err(|e| Error::Pattern { id: id.to_string(), message: e.to_string() })
+        .map_err(|e| Error::Pattern {
+            id: id.to_string(),
+            message: e.to_string(),
+        })
 }
 
 impl Engine {
@@ -123,7 +137,11 @@ impl Engine {
                 has_group,
                 pre: s.pre,
             });
-            let trig: Vec<&str> = if s.triggers == ["@names"] { pii::FIRST_NAMES.to_vec() } else { s.triggers.to_vec() };
+            let trig: Vec<&str> = if s.triggers == ["@names"] {
+                pii::FIRST_NAMES.to_vec()
+            } else {
+                s.triggers.to_vec()
+            };
             for t in trig {
                 tb.add(t.as_bytes(), s.case_variants, Action::Rule(id));
             }
@@ -131,7 +149,10 @@ impl Engine {
         // internal domains from the config
         for d in &cfg.internal_domains {
             let d = d.trim_start_matches('.');
-            let re = format!(r"(?i)(?-u:\b)(?:[a-z0-9](?:[a-z0-9-]{{0,62}}\.){{0,8}})?{}(?-u:\b)", regex_escape(d));
+            let re = format!(
+                r"(?i)(?-u:\b)(?:[a-z0-9](?:[a-z0-9-]{{0,62}}\.){{0,8}})?{}(?-u:\b)",
+                regex_escape(d)
+            );
             let id = rules.len() as u32;
             rules.push(Rule {
                 kind: "internal.hostname".into(),
@@ -168,7 +189,16 @@ impl Engine {
             literal_kinds.push("injection.encoded_payload".into());
             let k = (literal_kinds.len() - 1) as u32;
             for p in injection::ROT13_PHRASES {
-                tb.add(util::rot13(p).as_bytes(), true, Action::Literal { kind: k, cat: Category::Injection, conf: 0.85, whole_word: true });
+                tb.add(
+                    util::rot13(p).as_bytes(),
+                    true,
+                    Action::Literal {
+                        kind: k,
+                        cat: Category::Injection,
+                        conf: 0.85,
+                        whole_word: true,
+                    },
+                );
             }
         }
         for d in &cfg.org.dictionaries {
@@ -178,14 +208,32 @@ impl Engine {
             literal_kinds.push(format!("org.{}", d.id));
             let k = (literal_kinds.len() - 1) as u32;
             for t in &d.terms {
-                tb.add(t.as_bytes(), d.case_insensitive, Action::Literal { kind: k, cat: d.category, conf: d.confidence, whole_word: d.whole_word });
+                tb.add(
+                    t.as_bytes(),
+                    d.case_insensitive,
+                    Action::Literal {
+                        kind: k,
+                        cat: d.category,
+                        conf: d.confidence,
+                        whole_word: d.whole_word,
+                    },
+                );
             }
         }
         for l in &cfg.org.labels {
             literal_kinds.push(format!("org.label.{}", l.id));
             let k = (literal_kinds.len() - 1) as u32;
             for v in [l.text.clone(), l.text.to_uppercase()] {
-                tb.add(v.as_bytes(), false, Action::Literal { kind: k, cat: Category::Internal, conf: l.confidence, whole_word: true });
+                tb.add(
+                    v.as_bytes(),
+                    false,
+                    Action::Literal {
+                        kind: k,
+                        cat: Category::Internal,
+                        conf: l.confidence,
+                        whole_word: true,
+                    },
+                );
             }
         }
         let trig = tb.build();
@@ -198,21 +246,47 @@ impl Engine {
                 compile(&p.id, &p.pattern)?; // per-pattern error message
                 v.push(p.pattern.clone());
             }
-            let re = Regex::new_many(&v).map_err(|e| Error::Pattern { id: "org.patterns".into(), message: e.to_string() })?;
-            let info = cfg.org.patterns.iter().map(|p| Custom { kind: format!("org.{}", p.id), cat: p.category, conf: p.confidence }).collect();
+            let re = Regex::new_many(&v).map_err(|e| Error::Pattern {
+                id: "org.patterns".into(),
+                message: e.to_string(),
+            })?;
+            let info = cfg
+                .org
+                .patterns
+                .iter()
+                .map(|p| Custom {
+                    kind: format!("org.{}", p.id),
+                    cat: p.category,
+                    conf: p.confidence,
+                })
+                .collect();
             Some((re, info))
         };
         let fingerprints = cfg
             .org
             .fingerprints
             .iter()
-            .map(|f| (format!("org.fingerprint.{}", f.id), f.category, f.hashes.iter().copied().collect()))
+            .map(|f| {
+                (
+                    format!("org.fingerprint.{}", f.id),
+                    f.category,
+                    f.hashes.iter().copied().collect(),
+                )
+            })
             .collect();
         let allow_re = if cfg.allow.patterns.is_empty() {
             None
         } else {
-            let v: Vec<String> = cfg.allow.patterns.iter().map(|p| format!("^(?:{p})$")).collect();
-            Some(Regex::new_many(&v).map_err(|e| Error::Pattern { id: "allow.patterns".into(), message: e.to_string() })?)
+            let v: Vec<String> = cfg
+                .allow
+                .patterns
+                .iter()
+                .map(|p| format!("^(?:{p})$"))
+                .collect();
+            Some(Regex::new_many(&v).map_err(|e| Error::Pattern {
+                id: "allow.patterns".into(),
+                message: e.to_string(),
+            })?)
         };
         let classifier = if cfg.classifier.enabled && cats & INJECTION != 0 {
             let c = match &cfg.classifier.model_path {
@@ -245,12 +319,18 @@ impl Engine {
     /// Literal-trigger hit counts (for tuning).
     pub(crate) fn trigger_stats(&self, text: &str) -> Vec<(String, usize)> {
         let mut c: HashMap<u32, usize> = HashMap::new();
-        self.trig.scan(text.as_bytes(), |t, _| *c.entry(t).or_default() += 1);
+        self.trig
+            .scan(text.as_bytes(), |t, _| *c.entry(t).or_default() += 1);
         let mut v: Vec<(String, usize)> = c
             .into_iter()
-            .map(|(p, k)| (String::from_utf8_lossy(&self.trig.trigs[p as usize].lit).into_owned(), k))
+            .map(|(p, k)| {
+                (
+                    String::from_utf8_lossy(&self.trig.trigs[p as usize].lit).into_owned(),
+                    k,
+                )
+            })
             .collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|x| std::cmp::Reverse(x.1));
         v
     }
 
@@ -276,13 +356,29 @@ impl Engine {
         }
         v.extend(self.fingerprints.iter().map(|f| f.0.clone()));
         for (cat, k) in [
-            (PII, "pii.email"), (PII, "pii.phone"), (PII, "pii.credit_card"), (PII, "pii.iban"), (PII, "pii.us_ssn"),
-            (PII, "pii.ip_address"), (PII, "pii.date_of_birth"), (PII, "pii.ca_sin"), (PII, "pii.nl_bsn"),
-            (PII, "pii.in_aadhaar"), (PII, "pii.uk_nhs_number"), (PII, "pii.es_dni"), (PII, "pii.person_name"),
-            (INTERNAL, "internal.private_address"), (SECRET, "secret.high_entropy"), (SECRET, "secret.json_value"),
-            (INJECTION, "injection.encoded_payload"), (INJECTION, "injection.classifier"), (INJECTION, "injection.homoglyph"),
-            (INJECTION, "injection.hidden_unicode.tag"), (INJECTION, "injection.hidden_unicode.zero_width"),
-            (INJECTION, "injection.hidden_unicode.bidi"), (INJECTION, "injection.hidden_unicode.variation_selector"),
+            (PII, "pii.email"),
+            (PII, "pii.phone"),
+            (PII, "pii.credit_card"),
+            (PII, "pii.iban"),
+            (PII, "pii.us_ssn"),
+            (PII, "pii.ip_address"),
+            (PII, "pii.date_of_birth"),
+            (PII, "pii.ca_sin"),
+            (PII, "pii.nl_bsn"),
+            (PII, "pii.in_aadhaar"),
+            (PII, "pii.uk_nhs_number"),
+            (PII, "pii.es_dni"),
+            (PII, "pii.person_name"),
+            (INTERNAL, "internal.private_address"),
+            (SECRET, "secret.high_entropy"),
+            (SECRET, "secret.json_value"),
+            (INJECTION, "injection.encoded_payload"),
+            (INJECTION, "injection.classifier"),
+            (INJECTION, "injection.homoglyph"),
+            (INJECTION, "injection.hidden_unicode.tag"),
+            (INJECTION, "injection.hidden_unicode.zero_width"),
+            (INJECTION, "injection.hidden_unicode.bidi"),
+            (INJECTION, "injection.hidden_unicode.variation_selector"),
         ] {
             if self.cats & cat != 0 {
                 v.push(k.to_string());
@@ -319,19 +415,34 @@ impl Engine {
                 match a {
                     Action::Rule(r) => {
                         let rule = &self.rules[r as usize];
-                        if cats & rule.cat.bit() != 0 && !(rule.left_bound && prev_alnum) && rule.pre.is_none_or(|f| f(b, s)) {
+                        if cats & rule.cat.bit() != 0
+                            && !(rule.left_bound && prev_alnum)
+                            && rule.pre.is_none_or(|f| f(b, s))
+                        {
                             hits.push((r, s));
                         }
                     }
                     Action::Cue => cues.push(s),
-                    Action::Literal { kind, cat, conf, whole_word } => {
+                    Action::Literal {
+                        kind,
+                        cat,
+                        conf,
+                        whole_word,
+                    } => {
                         if cats & cat.bit() == 0 {
                             continue;
                         }
                         if whole_word && (prev_alnum || (e < n && b[e].is_ascii_alphanumeric())) {
                             continue;
                         }
-                        out.push(Raw { kind: &self.literal_kinds[kind as usize], cat, start: s, end: e, conf, prio: 3 });
+                        out.push(Raw {
+                            kind: &self.literal_kinds[kind as usize],
+                            cat,
+                            start: s,
+                            end: e,
+                            conf,
+                            prio: 3,
+                        });
                     }
                 }
             }
@@ -362,9 +473,11 @@ impl Engine {
         let mut work = (u32::MAX, 0usize);
         for &(r, p) in &hits {
             if let Some((lr, le)) = last
-                && lr == r && p < le {
-                    continue;
-                }
+                && lr == r
+                && p < le
+            {
+                continue;
+            }
             if work.0 != r {
                 work = (r, 0);
             }
@@ -384,7 +497,14 @@ impl Engine {
             for m in re.find_iter(text) {
                 let c = &info[m.pattern().as_usize()];
                 if cats & c.cat.bit() != 0 {
-                    out.push(Raw { kind: &c.kind, cat: c.cat, start: m.start(), end: m.end(), conf: c.conf, prio: 3 });
+                    out.push(Raw {
+                        kind: &c.kind,
+                        cat: c.cat,
+                        start: m.start(),
+                        end: m.end(),
+                        conf: c.conf,
+                        prio: 3,
+                    });
                 }
             }
         }
@@ -403,7 +523,14 @@ impl Engine {
                         run = Some(match run {
                             Some((rs, re, k)) if s <= re => (rs, e.max(re), k + 1),
                             Some((rs, re, k)) => {
-                                out.push(Raw { kind, cat: *cat, start: rs, end: re, conf: if k > 1 { 0.95 } else { 0.8 }, prio: 3 });
+                                out.push(Raw {
+                                    kind,
+                                    cat: *cat,
+                                    start: rs,
+                                    end: re,
+                                    conf: if k > 1 { 0.95 } else { 0.8 },
+                                    prio: 3,
+                                });
                                 (s, e, 1)
                             }
                             None => (s, e, 1),
@@ -411,7 +538,14 @@ impl Engine {
                     }
                 }
                 if let Some((rs, re, k)) = run {
-                    out.push(Raw { kind, cat: *cat, start: rs, end: re, conf: if k > 1 { 0.95 } else { 0.8 }, prio: 3 });
+                    out.push(Raw {
+                        kind,
+                        cat: *cat,
+                        start: rs,
+                        end: re,
+                        conf: if k > 1 { 0.95 } else { 0.8 },
+                        prio: 3,
+                    });
                 }
             }
         }
@@ -419,45 +553,78 @@ impl Engine {
         // 6. JSON key context: a value under a secret-named key
         if let Some(k) = key {
             if cats & SECRET != 0 && secret_key(k) && value_like_secret(text) {
-                out.push(Raw { kind: "secret.json_value", cat: Category::Secret, start: 0, end: n, conf: 0.75, prio: 1 });
+                out.push(Raw {
+                    kind: "secret.json_value",
+                    cat: Category::Secret,
+                    start: 0,
+                    end: n,
+                    conf: 0.75,
+                    prio: 1,
+                });
             }
             if cats & PII != 0 && key_ctx & (1 << CTX_NAME) != 0 && looks_like_name_value(text) {
-                out.push(Raw { kind: "pii.person_name", cat: Category::Pii, start: 0, end: n, conf: 0.75, prio: 2 });
+                out.push(Raw {
+                    kind: "pii.person_name",
+                    cat: Category::Pii,
+                    start: 0,
+                    end: n,
+                    conf: 0.75,
+                    prio: 2,
+                });
             }
         }
 
         // 7. the classifier, on windows around cue words
-        if depth == 0 && cats & INJECTION != 0 && !cues.is_empty()
-            && let Some((c, thr)) = &self.classifier {
-                cues.sort_unstable();
-                const WHOLE: usize = 2048;
-                const HALF: usize = 512;
-                let mut covered = 0usize;
-                let mut windows = 0;
-                for &p in &cues {
-                    if p < covered {
-                        continue;
-                    }
-                    let (s, e) = if n <= WHOLE {
-                        (0, n)
-                    } else {
-                        (floor_boundary(text, p.saturating_sub(HALF)), ceil_boundary(text, p + HALF))
-                    };
-                    covered = e;
-                    windows += 1;
-                    let prob = c.score(&text[s..e]);
-                    if prob >= *thr {
-                        out.push(Raw { kind: "injection.classifier", cat: Category::Injection, start: s, end: e, conf: prob.min(0.99), prio: 0 });
-                    }
-                    if windows >= 64 || e >= n {
-                        break;
-                    }
+        if depth == 0
+            && cats & INJECTION != 0
+            && !cues.is_empty()
+            && let Some((c, thr)) = &self.classifier
+        {
+            cues.sort_unstable();
+            const WHOLE: usize = 2048;
+            const HALF: usize = 512;
+            let mut covered = 0usize;
+            let mut windows = 0;
+            for &p in &cues {
+                if p < covered {
+                    continue;
+                }
+                let (s, e) = if n <= WHOLE {
+                    (0, n)
+                } else {
+                    (
+                        floor_boundary(text, p.saturating_sub(HALF)),
+                        ceil_boundary(text, p + HALF),
+                    )
+                };
+                covered = e;
+                windows += 1;
+                let prob = c.score(&text[s..e]);
+                if prob >= *thr {
+                    out.push(Raw {
+                        kind: "injection.classifier",
+                        cat: Category::Injection,
+                        start: s,
+                        end: e,
+                        conf: prob.min(0.99),
+                        prio: 0,
+                    });
+                }
+                if windows >= 64 || e >= n {
+                    break;
                 }
             }
+        }
         out
     }
 
-    fn run_rule<'e>(&'e self, text: &str, r: u32, p: usize, has_ctx: &dyn Fn(u16, usize) -> bool) -> Option<Raw<'e>> {
+    fn run_rule<'e>(
+        &'e self,
+        text: &str,
+        r: u32,
+        p: usize,
+        has_ctx: &dyn Fn(u16, usize) -> bool,
+    ) -> Option<Raw<'e>> {
         let rule = &self.rules[r as usize];
         let b = text.as_bytes();
         let hi = ceil_boundary(text, p.saturating_add(rule.max_len).min(b.len()));
@@ -552,10 +719,24 @@ impl Engine {
         if rule.cat == Category::Injection && quoted(b, ms, me) {
             conf *= 0.55;
         }
-        Some(Raw { kind: &rule.kind, cat: rule.cat, start: gs, end: ge, conf, prio: rule.prio })
+        Some(Raw {
+            kind: &rule.kind,
+            cat: rule.cat,
+            start: gs,
+            end: ge,
+            conf,
+            prio: rule.prio,
+        })
     }
 
-    fn token_pass<'e>(&'e self, text: &str, cats: u8, depth: u8, has_ctx: &dyn Fn(u16, usize) -> bool, out: &mut Vec<Raw<'e>>) {
+    fn token_pass<'e>(
+        &'e self,
+        text: &str,
+        cats: u8,
+        depth: u8,
+        has_ctx: &dyn Fn(u16, usize) -> bool,
+        out: &mut Vec<Raw<'e>>,
+    ) {
         let b = text.as_bytes();
         let n = b.len();
         let pii_on = cats & PII != 0;
@@ -593,7 +774,14 @@ impl Engine {
                             let prev_latin = i > 0 && b[i - 1].is_ascii_alphabetic();
                             let next_latin = i + l < n && b[i + l].is_ascii_alphabetic();
                             if prev_latin || next_latin {
-                                out.push(Raw { kind: "injection.homoglyph", cat: Category::Injection, start: i, end: i + l, conf: 0.6, prio: 3 });
+                                out.push(Raw {
+                                    kind: "injection.homoglyph",
+                                    cat: Category::Injection,
+                                    start: i,
+                                    end: i + l,
+                                    conf: 0.6,
+                                    prio: 3,
+                                });
                             }
                         }
                         i += l;
@@ -603,12 +791,18 @@ impl Engine {
             }
             let c = CLASS[b[i] as usize];
             if c == AT {
-                if pii_on
-                    && let Some((s, e)) = pii::email_at(b, i) {
-                        out.push(Raw { kind: "pii.email", cat: Category::Pii, start: s, end: e, conf: 0.95, prio: 3 });
-                        i = e;
-                        continue;
-                    }
+                if pii_on && let Some((s, e)) = pii::email_at(b, i) {
+                    out.push(Raw {
+                        kind: "pii.email",
+                        cat: Category::Pii,
+                        start: s,
+                        end: e,
+                        conf: 0.95,
+                        prio: 3,
+                    });
+                    i = e;
+                    continue;
+                }
                 i += 1;
                 continue;
             }
@@ -632,58 +826,118 @@ impl Engine {
             let we = i;
             if fl & DIGIT != 0 && num_on {
                 let w = &b[ws..we];
-                if pii_on && w[0].is_ascii_digit() && w.len() <= 5 && ws >= 4 && b[ws - 1] == b' '
-                    && let Some((s, e)) = pii::de_address(text, ws) {
-                        out.push(Raw { kind: "pii.postal_address", cat: Category::Pii, start: s, end: e, conf: 0.75, prio: 3 });
+                if pii_on
+                    && w[0].is_ascii_digit()
+                    && w.len() <= 5
+                    && ws >= 4
+                    && b[ws - 1] == b' '
+                    && let Some((s, e)) = pii::de_address(text, ws)
+                {
+                    out.push(Raw {
+                        kind: "pii.postal_address",
+                        cat: Category::Pii,
+                        start: s,
+                        end: e,
+                        conf: 0.75,
+                        prio: 3,
+                    });
+                    i = i.max(e);
+                    continue;
+                }
+                if fl & (LOWER | UPPER) != 0 {
+                    // letters and digits: IBAN, DNI/NIE, IPv6 only
+                    if pii_on
+                        && w.len() >= 4
+                        && w[0].is_ascii_uppercase()
+                        && w[1].is_ascii_uppercase()
+                        && w[2].is_ascii_digit()
+                        && let Some(e) = pii::iban_at(b, ws)
+                    {
+                        out.push(Raw {
+                            kind: "pii.iban",
+                            cat: Category::Pii,
+                            start: ws,
+                            end: e,
+                            conf: 0.95,
+                            prio: 3,
+                        });
                         i = i.max(e);
                         continue;
                     }
-                if fl & (LOWER | UPPER) != 0 {
-                    // letters and digits: IBAN, DNI/NIE, IPv6 only
-                    if pii_on && w.len() >= 4 && w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase() && w[2].is_ascii_digit()
-                        && let Some(e) = pii::iban_at(b, ws) {
-                            out.push(Raw { kind: "pii.iban", cat: Category::Pii, start: ws, end: e, conf: 0.95, prio: 3 });
-                            i = i.max(e);
-                            continue;
-                        }
                     if pii_on && w.len() == 9 && pii::es_dni(w) {
                         let conf = if has_ctx(pii::CTX_DNI, ws) { 0.9 } else { 0.7 };
-                        out.push(Raw { kind: "pii.es_dni", cat: Category::Pii, start: ws, end: we, conf, prio: 3 });
+                        out.push(Raw {
+                            kind: "pii.es_dni",
+                            cat: Category::Pii,
+                            start: ws,
+                            end: we,
+                            conf,
+                            prio: 3,
+                        });
                         continue;
                     }
-                    if we < n && b[we] == b':' && w.len() <= 4 && w.iter().all(|c| c.is_ascii_hexdigit())
-                        && let Some((e, private)) = pii::ipv6_at(text, ws) {
-                            push_ip(out, ws, e, private, cats);
-                            i = i.max(e);
-                            continue;
-                        }
+                    if we < n
+                        && b[we] == b':'
+                        && w.len() <= 4
+                        && w.iter().all(|c| c.is_ascii_hexdigit())
+                        && let Some((e, private)) = pii::ipv6_at(text, ws)
+                    {
+                        push_ip(out, ws, e, private, cats);
+                        i = i.max(e);
+                        continue;
+                    }
                 } else if inj_on && w.len() == 8 && w.iter().all(|c| *c == b'0' || *c == b'1') {
                     // space-separated 8-bit groups: binary-encoded text
                     let mut e = we;
                     let mut bytes = vec![bin8(w)];
-                    while e + 9 <= n && b[e] == b' ' && b[e + 1..e + 9].iter().all(|c| *c == b'0' || *c == b'1') && (e + 9 == n || !b[e + 9].is_ascii_digit()) {
+                    while e + 9 <= n
+                        && b[e] == b' '
+                        && b[e + 1..e + 9].iter().all(|c| *c == b'0' || *c == b'1')
+                        && (e + 9 == n || !b[e + 9].is_ascii_digit())
+                    {
                         bytes.push(bin8(&b[e + 1..e + 9]));
                         e += 9;
                     }
-                    if bytes.len() >= 6 && util::printable_share(&bytes) >= 0.9
-                        && let Some(conf) = self.decoded_injection(&bytes, depth) {
-                            out.push(Raw { kind: "injection.encoded_payload", cat: Category::Injection, start: ws, end: e, conf, prio: 3 });
-                        }
+                    if bytes.len() >= 6
+                        && util::printable_share(&bytes) >= 0.9
+                        && let Some(conf) = self.decoded_injection(&bytes, depth)
+                    {
+                        out.push(Raw {
+                            kind: "injection.encoded_payload",
+                            cat: Category::Injection,
+                            start: ws,
+                            end: e,
+                            conf,
+                            prio: 3,
+                        });
+                    }
                     i = i.max(e);
                     continue;
                 } else if let Some(d0) = w.iter().position(|c| c.is_ascii_digit()) {
                     let s = ws + d0;
-                    if we < n && b[we] == b':' && d0 == 0 && w.len() <= 4
-                        && let Some((e, private)) = pii::ipv6_at(text, ws) {
-                            push_ip(out, ws, e, private, cats);
-                            i = i.max(e);
-                            continue;
-                        }
+                    if we < n
+                        && b[we] == b':'
+                        && d0 == 0
+                        && w.len() <= 4
+                        && let Some((e, private)) = pii::ipv6_at(text, ws)
+                    {
+                        push_ip(out, ws, e, private, cats);
+                        i = i.max(e);
+                        continue;
+                    }
                     let (end, hit) = pii::numeric(b, s, has_ctx);
                     if let Some(h) = hit
-                        && cats & h.cat.bit() != 0 {
-                            out.push(Raw { kind: h.kind, cat: h.cat, start: h.start, end: h.end, conf: h.conf, prio: 3 });
-                        }
+                        && cats & h.cat.bit() != 0
+                    {
+                        out.push(Raw {
+                            kind: h.kind,
+                            cat: h.cat,
+                            start: h.start,
+                            end: h.end,
+                            conf: h.conf,
+                            prio: 3,
+                        });
+                    }
                     i = i.max(end);
                     continue;
                 }
@@ -695,7 +949,14 @@ impl Engine {
                 }
                 let w = &b[ws..e];
                 if inj_on && w.len() >= 16 && self.encoded_injection(w, depth) {
-                    out.push(Raw { kind: "injection.encoded_payload", cat: Category::Injection, start: ws, end: e, conf: 0.9, prio: 3 });
+                    out.push(Raw {
+                        kind: "injection.encoded_payload",
+                        cat: Category::Injection,
+                        start: ws,
+                        end: e,
+                        conf: 0.9,
+                        prio: 3,
+                    });
                 }
                 if sec_on && w.len() <= 1024 && !(ws >= 7 && &b[ws - 7..ws] == b"base64,") {
                     entropy_tokens(text, ws, e, has_ctx, out);
@@ -708,12 +969,16 @@ impl Engine {
     fn encoded_injection(&self, w: &[u8], depth: u8) -> bool {
         let w = &w[..w.len().min(65536)];
         let mut buf = Vec::new();
-        let hex = w.len() >= 24 && w.len().is_multiple_of(2) && w.iter().all(|c| c.is_ascii_hexdigit());
+        let hex =
+            w.len() >= 24 && w.len().is_multiple_of(2) && w.iter().all(|c| c.is_ascii_hexdigit());
         let ok = if hex {
             util::hex_decode(w, &mut buf)
         } else {
-            let b64 = w.iter().all(|c| c.is_ascii_alphanumeric() || b"+/=_-".contains(c));
-            let mixed = w.iter().any(|c| c.is_ascii_uppercase()) && w.iter().any(|c| c.is_ascii_lowercase());
+            let b64 = w
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"+/=_-".contains(c));
+            let mixed = w.iter().any(|c| c.is_ascii_uppercase())
+                && w.iter().any(|c| c.is_ascii_lowercase());
             b64 && mixed && util::base64_decode(w, &mut buf)
         };
         if !ok || buf.len() < 10 || util::printable_share(&buf) < 0.9 {
@@ -726,13 +991,31 @@ impl Engine {
     fn decoded_injection(&self, buf: &[u8], depth: u8) -> Option<f32> {
         let s = String::from_utf8_lossy(buf);
         let raw = self.scan_raw(&s, None, INJECTION, depth + 1);
-        if raw.iter().any(|r| r.conf >= 0.6 && r.kind != "injection.exfil_link") {
+        if raw
+            .iter()
+            .any(|r| r.conf >= 0.6 && r.kind != "injection.exfil_link")
+        {
             return Some(0.9);
         }
         let l = s.to_ascii_lowercase();
         const IMPERATIVE: &[&str] = &[
-            "ignore", "disregard", "forget", "instruction", "reply with", "respond with", "reply only", "output ",
-            "reveal", "system prompt", "you are now", "you must", "send ", "forward ", "execute", "call ", "delete ",
+            "ignore",
+            "disregard",
+            "forget",
+            "instruction",
+            "reply with",
+            "respond with",
+            "reply only",
+            "output ",
+            "reveal",
+            "system prompt",
+            "you are now",
+            "you must",
+            "send ",
+            "forward ",
+            "execute",
+            "call ",
+            "delete ",
         ];
         IMPERATIVE.iter().any(|w| l.contains(w)).then_some(0.7)
     }
@@ -750,15 +1033,23 @@ impl Engine {
         if !self.allow_values.is_empty() || self.allow_re.is_some() {
             raw.retain(|r| {
                 let v = &text[r.start..r.end];
-                !self.allow_values.contains(v) && !self.allow_re.as_ref().is_some_and(|re| re.is_match(v))
+                !self.allow_values.contains(v)
+                    && !self.allow_re.as_ref().is_some_and(|re| re.is_match(v))
             });
         }
         // known documentation examples
         raw.retain(|r| r.cat != Category::Secret || !is_doc_example(&text[r.start..r.end]));
         // overlaps: within a category keep the better finding (injection: within a kind)
         raw.sort_unstable_by(|a, b| {
-            a.cat.cmp(&b.cat)
-                .then_with(|| if a.cat == Category::Injection { a.kind.cmp(b.kind) } else { std::cmp::Ordering::Equal })
+            a.cat
+                .cmp(&b.cat)
+                .then_with(|| {
+                    if a.cat == Category::Injection {
+                        a.kind.cmp(b.kind)
+                    } else {
+                        std::cmp::Ordering::Equal
+                    }
+                })
                 .then_with(|| a.start.cmp(&b.start))
                 .then_with(|| b.end.cmp(&a.end))
                 .then_with(|| b.prio.cmp(&a.prio))
@@ -766,9 +1057,11 @@ impl Engine {
         let mut kept: Vec<Raw<'_>> = Vec::with_capacity(raw.len());
         for r in raw {
             if let Some(last) = kept.last_mut() {
-                let same_group = last.cat == r.cat && (r.cat != Category::Injection || last.kind == r.kind);
+                let same_group =
+                    last.cat == r.cat && (r.cat != Category::Injection || last.kind == r.kind);
                 if same_group && r.start < last.end {
-                    let better = (r.prio, r.conf, r.end - r.start) > (last.prio, last.conf, last.end - last.start);
+                    let better = (r.prio, r.conf, r.end - r.start)
+                        > (last.prio, last.conf, last.end - last.start);
                     if better {
                         *last = r;
                     }
@@ -777,10 +1070,22 @@ impl Engine {
             }
             kept.push(r);
         }
-        kept.sort_unstable_by(|a, b| a.start.cmp(&b.start).then_with(|| a.end.cmp(&b.end)).then_with(|| a.kind.cmp(b.kind)));
+        kept.sort_unstable_by(|a, b| {
+            a.start
+                .cmp(&b.start)
+                .then_with(|| a.end.cmp(&b.end))
+                .then_with(|| a.kind.cmp(b.kind))
+        });
         kept.truncate(self.max_findings);
         kept.into_iter()
-            .map(|r| Finding { kind: r.kind.to_string(), category: r.cat, start: r.start, end: r.end, confidence: (r.conf * 100.0).round() / 100.0, pointer: None })
+            .map(|r| Finding {
+                kind: r.kind.to_string(),
+                category: r.cat,
+                start: r.start,
+                end: r.end,
+                confidence: (r.conf * 100.0).round() / 100.0,
+                pointer: None,
+            })
             .collect()
     }
 }
@@ -795,21 +1100,37 @@ fn quoted(b: &[u8], s: usize, e: usize) -> bool {
     const LSQ: [u8; 3] = [0xE2, 0x80, 0x98];
     const RDQ: [u8; 3] = [0xE2, 0x80, 0x9D];
     const RSQ: [u8; 3] = [0xE2, 0x80, 0x99];
-    let open = (s >= 1 && matches!(b[s - 1], b'\'' | b'"' | b'`')) || (s >= 3 && (b[s - 3..s] == LDQ || b[s - 3..s] == LSQ));
+    let open = (s >= 1 && matches!(b[s - 1], b'\'' | b'"' | b'`'))
+        || (s >= 3 && (b[s - 3..s] == LDQ || b[s - 3..s] == LSQ));
     if !open {
         return false;
     }
     let tail = &b[e..b.len().min(e + 6)];
-    tail.iter().any(|c| matches!(c, b'\'' | b'"' | b'`')) || tail.windows(3).any(|w| w == RDQ || w == RSQ)
+    tail.iter().any(|c| matches!(c, b'\'' | b'"' | b'`'))
+        || tail.windows(3).any(|w| w == RDQ || w == RSQ)
 }
 
 fn push_ip(out: &mut Vec<Raw<'_>>, s: usize, e: usize, private: bool, cats: u8) {
     if private {
         if cats & INTERNAL != 0 {
-            out.push(Raw { kind: "internal.private_address", cat: Category::Internal, start: s, end: e, conf: 0.8, prio: 3 });
+            out.push(Raw {
+                kind: "internal.private_address",
+                cat: Category::Internal,
+                start: s,
+                end: e,
+                conf: 0.8,
+                prio: 3,
+            });
         }
     } else if cats & PII != 0 {
-        out.push(Raw { kind: "pii.ip_address", cat: Category::Pii, start: s, end: e, conf: 0.85, prio: 3 });
+        out.push(Raw {
+            kind: "pii.ip_address",
+            cat: Category::Pii,
+            start: s,
+            end: e,
+            conf: 0.85,
+            prio: 3,
+        });
     }
 }
 
@@ -869,7 +1190,13 @@ static CLASS: [u8; 256] = {
 };
 
 /// High-entropy tokens (unknown secrets) inside the word `ws..we`.
-fn entropy_tokens<'e>(text: &str, ws: usize, we: usize, has_ctx: &dyn Fn(u16, usize) -> bool, out: &mut Vec<Raw<'e>>) {
+fn entropy_tokens<'e>(
+    text: &str,
+    ws: usize,
+    we: usize,
+    has_ctx: &dyn Fn(u16, usize) -> bool,
+    out: &mut Vec<Raw<'e>>,
+) {
     let b = text.as_bytes();
     let w = &b[ws..we];
     let split = w.windows(2).any(|x| x == b"//") || w[0] == b'/' || w.contains(&b'.');
@@ -886,13 +1213,25 @@ fn entropy_tokens<'e>(text: &str, ws: usize, we: usize, has_ctx: &dyn Fn(u16, us
         }
         let ctx = has_ctx(CTX_SECRET, s);
         let lw: Vec<u8> = b[ws..(ws + 8).min(we)].to_ascii_lowercase();
-        if [&b"sha1-"[..], b"sha256-", b"sha384-", b"sha512-", b"md5-", b"sha256:", b"sha512:"].iter().any(|p| lw.starts_with(p)) {
+        if [
+            &b"sha1-"[..],
+            b"sha256-",
+            b"sha384-",
+            b"sha512-",
+            b"md5-",
+            b"sha256:",
+            b"sha512:",
+        ]
+        .iter()
+        .any(|p| lw.starts_with(p))
+        {
             return;
         }
         if !ctx && has_ctx(pii::CTX_NEG, ws) {
             return;
         }
         let hex = t.iter().all(|c| c.is_ascii_hexdigit()) && (lo == 0 || up == 0);
+        #[allow(clippy::needless_late_init)] // each branch returns early or sets it
         let conf;
         if hex {
             if t.len() < 32 || !ctx || di == 0 || shannon_entropy(t) < 3.0 {
@@ -909,16 +1248,27 @@ fn entropy_tokens<'e>(text: &str, ws: usize, we: usize, has_ctx: &dyn Fn(u16, us
                 return;
             }
             // camelCase identifiers and words with a few digits: many runs of lowercase letters
-            let transitions = t.windows(2).filter(|x| x[0].is_ascii_lowercase() != x[1].is_ascii_lowercase()).count();
+            let transitions = t
+                .windows(2)
+                .filter(|x| x[0].is_ascii_lowercase() != x[1].is_ascii_lowercase())
+                .count();
             if transitions * 3 < t.len() {
                 return;
             }
             conf = if ctx { 0.8 } else { 0.55 };
         }
-        out.push(Raw { kind: "secret.high_entropy", cat: Category::Secret, start: s, end: e, conf, prio: 0 });
+        out.push(Raw {
+            kind: "secret.high_entropy",
+            cat: Category::Secret,
+            start: s,
+            end: e,
+            conf,
+            prio: 0,
+        });
     };
     if split {
         let mut s = ws;
+        #[allow(clippy::needless_range_loop)] // `k == we` is one past the last byte looked at
         for k in ws..=we {
             if k == we || b[k] == b'.' || b[k] == b'/' {
                 push(s, k);
@@ -943,7 +1293,12 @@ fn hidden_run<'e>(text: &str, s: usize) -> Option<(usize, Option<Raw<'e>>)> {
                 end = s + off + ch.len_utf8();
                 kind = Some(match kind {
                     None => k,
-                    Some(old) if k.0.ends_with(".tag") || (k.0.ends_with(".bidi") && !old.0.ends_with(".tag")) => k,
+                    Some(old)
+                        if k.0.ends_with(".tag")
+                            || (k.0.ends_with(".bidi") && !old.0.ends_with(".tag")) =>
+                    {
+                        k
+                    }
                     Some(old) => old,
                 });
             }
@@ -972,17 +1327,73 @@ fn hidden_run<'e>(text: &str, s: usize) -> Option<(usize, Option<Raw<'e>>)> {
     } else {
         base.max(0.55)
     };
-    Some((end, Some(Raw { kind: k, cat: Category::Injection, start: s, end, conf, prio: 3 })))
+    Some((
+        end,
+        Some(Raw {
+            kind: k,
+            cat: Category::Injection,
+            start: s,
+            end,
+            conf,
+            prio: 3,
+        }),
+    ))
 }
 
 fn generic_ok(key: &str, v: &str) -> bool {
     let k = key.to_ascii_lowercase();
     const NOT_SECRET_KEYS: &[&str] = &[
-        "count", "length", "len", "size", "type", "name", "_id", "url", "uri", "path", "file", "expir", "ttl",
-        "limit", "index", "max", "min", "timeout", "format", "field", "label", "hint", "prompt", "policy",
-        "enabled", "required", "endpoint", "header", "algorithm", "usage", "passenger", "passage", "passport",
-        "passive", "bypass", "compass", "tokeniz", "_at", "pass_rate", "passed", "mode", "version", "manager",
-        "store", "provider", "service", "kind", "strength", "reset", "_in", "secretary",
+        "count",
+        "length",
+        "len",
+        "size",
+        "type",
+        "name",
+        "_id",
+        "url",
+        "uri",
+        "path",
+        "file",
+        "expir",
+        "ttl",
+        "limit",
+        "index",
+        "max",
+        "min",
+        "timeout",
+        "format",
+        "field",
+        "label",
+        "hint",
+        "prompt",
+        "policy",
+        "enabled",
+        "required",
+        "endpoint",
+        "header",
+        "algorithm",
+        "usage",
+        "passenger",
+        "passage",
+        "passport",
+        "passive",
+        "bypass",
+        "compass",
+        "tokeniz",
+        "_at",
+        "pass_rate",
+        "passed",
+        "mode",
+        "version",
+        "manager",
+        "store",
+        "provider",
+        "service",
+        "kind",
+        "strength",
+        "reset",
+        "_in",
+        "secretary",
     ];
     if NOT_SECRET_KEYS.iter().any(|x| k.contains(x)) {
         return false;
@@ -992,13 +1403,27 @@ fn generic_ok(key: &str, v: &str) -> bool {
     }
     let vb = v.as_bytes();
     // code references: calls, attribute paths, variables
-    if v.contains('(') || v.starts_with("self.") || v.starts_with("this.") || v.starts_with("config.") || v.starts_with("settings.") || v.starts_with('$') || v.starts_with('%') {
+    if v.contains('(')
+        || v.starts_with("self.")
+        || v.starts_with("this.")
+        || v.starts_with("config.")
+        || v.starts_with("settings.")
+        || v.starts_with('$')
+        || v.starts_with('%')
+    {
         return false;
     }
-    if vb.iter().all(|c| c.is_ascii_lowercase() || *c == b'_' || *c == b'.') {
+    if vb
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || *c == b'_' || *c == b'.')
+    {
         return false;
     }
-    if vb.iter().all(|c| c.is_ascii_alphabetic()) && !(v.len() >= 16 && vb.iter().any(|c| c.is_ascii_uppercase()) && vb.iter().any(|c| c.is_ascii_lowercase())) {
+    if vb.iter().all(|c| c.is_ascii_alphabetic())
+        && !(v.len() >= 16
+            && vb.iter().any(|c| c.is_ascii_uppercase())
+            && vb.iter().any(|c| c.is_ascii_lowercase()))
+    {
         return false;
     }
     if vb.iter().all(|c| c.is_ascii_uppercase() || *c == b'_') {
@@ -1013,18 +1438,39 @@ fn generic_ok(key: &str, v: &str) -> bool {
 fn secret_key(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
     const YES: &[&str] = &[
-        "password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "api-key", "private_key", "privatekey",
-        "credential", "access_key", "accesskey", "client_secret", "auth", "session_key", "signing_key", "passphrase",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "api-key",
+        "private_key",
+        "privatekey",
+        "credential",
+        "access_key",
+        "accesskey",
+        "client_secret",
+        "auth",
+        "session_key",
+        "signing_key",
+        "passphrase",
     ];
     const NO: &[&str] = &[
-        "url", "uri", "name", "_id", "count", "type", "length", "expir", "_at", "file", "path", "hint", "policy",
-        "label", "enabled", "required", "author", "method", "provider", "usage", "limit", "format", "endpoint",
+        "url", "uri", "name", "_id", "count", "type", "length", "expir", "_at", "file", "path",
+        "hint", "policy", "label", "enabled", "required", "author", "method", "provider", "usage",
+        "limit", "format", "endpoint",
     ];
     YES.iter().any(|y| k.contains(y)) && !NO.iter().any(|x| k.contains(x))
 }
 
 fn value_like_secret(v: &str) -> bool {
-    (6..=512).contains(&v.len()) && !v.contains(char::is_whitespace) && !is_placeholder(v) && !v.starts_with("http") && !v.starts_with('/')
+    (6..=512).contains(&v.len())
+        && !v.contains(char::is_whitespace)
+        && !is_placeholder(v)
+        && !v.starts_with("http")
+        && !v.starts_with('/')
 }
 
 fn looks_like_name_value(v: &str) -> bool {
@@ -1033,7 +1479,8 @@ fn looks_like_name_value(v: &str) -> bool {
         && v.len() <= 60
         && words.iter().all(|w| {
             let mut c = w.chars();
-            c.next().is_some_and(|f| f.is_uppercase()) && c.all(|x| x.is_lowercase() || x == '-' || x == '\'' || x == '.')
+            c.next().is_some_and(|f| f.is_uppercase())
+                && c.all(|x| x.is_lowercase() || x == '-' || x == '\'' || x == '.')
         })
         && words.len() >= 2
 }
@@ -1051,9 +1498,22 @@ fn key_context(k: &str) -> u32 {
     set(pii::CTX_SSN, &["ssn", "social_security"]);
     set(pii::CTX_DOB, &["dob", "birth"]);
     set(CTX_SECRET, &["key", "token", "secret", "password", "auth"]);
-    if ["name", "full_name", "fullname", "first_name", "last_name", "customer", "contact", "author", "owner", "assignee", "patient", "employee"]
-        .iter()
-        .any(|w| k == *w || k.ends_with(&format!("_{w}")) || k.ends_with(w) && k.len() <= 12)
+    if [
+        "name",
+        "full_name",
+        "fullname",
+        "first_name",
+        "last_name",
+        "customer",
+        "contact",
+        "author",
+        "owner",
+        "assignee",
+        "patient",
+        "employee",
+    ]
+    .iter()
+    .any(|w| k == *w || k.ends_with(&format!("_{w}")) || k.ends_with(w) && k.len() <= 12)
         && !k.contains("file")
         && !k.contains("user")
         && !k.contains("host")
@@ -1066,7 +1526,9 @@ fn key_context(k: &str) -> u32 {
 }
 
 fn is_doc_example(v: &str) -> bool {
-    v.contains("EXAMPLE") || v.contains("example") || v == "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    v.contains("EXAMPLE")
+        || v.contains("example")
+        || v == "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 }
 
 fn regex_escape(s: &str) -> String {
@@ -1095,8 +1557,24 @@ mod tests {
     fn adversarial_inputs_stay_linear() {
         let d = Detector::new(&DetectorConfig::default()).unwrap();
         let units = [
-            "](http", "://a:", "-----BEGIN ", "ignore ", "@a", "1 ", "4111 ", "a\u{200B}", "eyJ", "<!--", "sk-",
-            "AAAA", "\tat x(", "Traceback (most recent call last):\n ", "0", "/home/", "to http", "your reply ",
+            "](http",
+            "://a:",
+            "-----BEGIN ",
+            "ignore ",
+            "@a",
+            "1 ",
+            "4111 ",
+            "a\u{200B}",
+            "eyJ",
+            "<!--",
+            "sk-",
+            "AAAA",
+            "\tat x(",
+            "Traceback (most recent call last):\n ",
+            "0",
+            "/home/",
+            "to http",
+            "your reply ",
         ];
         for u in units {
             let small: String = u.repeat(16_000 / u.len());
@@ -1104,7 +1582,10 @@ mod tests {
             time(&d, &small);
             let ts = time(&d, &small);
             let tb = time(&d, &big);
-            assert!(tb < ts * 16 + std::time::Duration::from_millis(200), "{u:?}: {ts:?} for 16 KB, {tb:?} for 64 KB");
+            assert!(
+                tb < ts * 16 + std::time::Duration::from_millis(200),
+                "{u:?}: {ts:?} for 16 KB, {tb:?} for 64 KB"
+            );
         }
     }
 }

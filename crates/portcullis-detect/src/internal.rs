@@ -2,8 +2,8 @@
 //! names, SQL errors, classification labels. Private addresses come from the IP validator
 //! (`pii.rs`).
 
-use crate::rules::{spec, Check, Spec};
 use crate::Category;
+use crate::rules::{Check, Spec, spec};
 
 macro_rules! i {
     ($kind:literal, [$($t:literal),+], $re:literal) => {
@@ -72,24 +72,49 @@ mod tests {
     use crate::{Category, Detector, DetectorConfig};
 
     fn kinds(t: &str) -> Vec<String> {
-        let d = Detector::new(&DetectorConfig { categories: vec![Category::Internal], ..Default::default() }).unwrap();
+        let d = Detector::new(&DetectorConfig {
+            categories: vec![Category::Internal],
+            ..Default::default()
+        })
+        .unwrap();
         d.scan_text(t).into_iter().map(|f| f.kind).collect()
     }
 
     #[test]
     fn positives() {
         let cases = [
-            ("Traceback (most recent call last):\n  File \"/srv/app/main.py\", line 3, in <module>\n    x()\nValueError: bad", "internal.stack_trace"),
-            ("Exception in thread \"main\" java.lang.NullPointerException\n\tat com.acme.Foo.bar(Foo.java:12)\n\tat com.acme.Main.main(Main.java:3)", "internal.stack_trace"),
-            ("thread 'main' panicked at src/main.rs:2:5:\nboom", "internal.stack_trace"),
-            ("goroutine 1 [running]:\nmain.main()\n\t/app/main.go:8 +0x18", "internal.stack_trace"),
-            ("SQLSTATE[42S02]: Base table or view not found: 1146 Table 'shop.users' doesn't exist", "internal.sql_error"),
-            ("ORA-00942: table or view does not exist", "internal.sql_error"),
+            (
+                "Traceback (most recent call last):\n  File \"/srv/app/main.py\", line 3, in <module>\n    x()\nValueError: bad",
+                "internal.stack_trace",
+            ),
+            (
+                "Exception in thread \"main\" java.lang.NullPointerException\n\tat com.acme.Foo.bar(Foo.java:12)\n\tat com.acme.Main.main(Main.java:3)",
+                "internal.stack_trace",
+            ),
+            (
+                "thread 'main' panicked at src/main.rs:2:5:\nboom",
+                "internal.stack_trace",
+            ),
+            (
+                "goroutine 1 [running]:\nmain.main()\n\t/app/main.go:8 +0x18",
+                "internal.stack_trace",
+            ),
+            (
+                "SQLSTATE[42S02]: Base table or view not found: 1146 Table 'shop.users' doesn't exist",
+                "internal.sql_error",
+            ),
+            (
+                "ORA-00942: table or view does not exist",
+                "internal.sql_error",
+            ),
             ("config at /home/alice/project/.env", "internal.file_path"),
             ("C:\\Users\\bob\\AppData\\secrets.txt", "internal.file_path"),
             ("connect to db01.prod.internal now", "internal.hostname"),
             ("run sudo systemctl restart nginx", "internal.shell_command"),
-            ("CONFIDENTIAL - do not share", "internal.classification_label"),
+            (
+                "CONFIDENTIAL - do not share",
+                "internal.classification_label",
+            ),
             ("server at 10.0.3.4 port 22", "internal.private_address"),
         ];
         for (t, k) in cases {

@@ -66,8 +66,12 @@ pub enum Category {
 
 impl Category {
     /// All categories.
-    pub const ALL: [Category; 4] =
-        [Category::Pii, Category::Secret, Category::Internal, Category::Injection];
+    pub const ALL: [Category; 4] = [
+        Category::Pii,
+        Category::Secret,
+        Category::Internal,
+        Category::Injection,
+    ];
 
     /// The lowercase name (`pii`, `secret`, `internal`, `injection`).
     pub fn as_str(self) -> &'static str {
@@ -159,7 +163,11 @@ pub struct ClassifierConfig {
 
 impl Default for ClassifierConfig {
     fn default() -> Self {
-        ClassifierConfig { enabled: true, threshold: None, model_path: None }
+        ClassifierConfig {
+            enabled: true,
+            threshold: None,
+            model_path: None,
+        }
     }
 }
 
@@ -226,14 +234,18 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detector").field("rules", &self.engine.rule_count()).finish()
+        f.debug_struct("Detector")
+            .field("rules", &self.engine.rule_count())
+            .finish()
     }
 }
 
 impl Detector {
     /// Builds a detector from a config: compiles every rule once.
     pub fn new(config: &DetectorConfig) -> Result<Detector, Error> {
-        Ok(Detector { engine: engine::Engine::build(config)? })
+        Ok(Detector {
+            engine: engine::Engine::build(config)?,
+        })
     }
 
     /// Scans a string. Findings are sorted by start offset.
@@ -350,7 +362,10 @@ mod api_tests {
     #[test]
     fn category_serde_lowercase() {
         assert_eq!(serde_json::to_string(&Category::Pii).unwrap(), "\"pii\"");
-        assert_eq!(serde_json::to_string(&Category::Injection).unwrap(), "\"injection\"");
+        assert_eq!(
+            serde_json::to_string(&Category::Injection).unwrap(),
+            "\"injection\""
+        );
         let c: Category = serde_json::from_str("\"secret\"").unwrap();
         assert_eq!(c, Category::Secret);
     }
@@ -372,7 +387,10 @@ mod api_tests {
 
     #[test]
     fn categories_can_be_disabled() {
-        let cfg = DetectorConfig { categories: vec![Category::Secret], ..Default::default() };
+        let cfg = DetectorConfig {
+            categories: vec![Category::Secret],
+            ..Default::default()
+        };
         let d = Detector::new(&cfg).unwrap();
         let f = d.scan_text("jane@example.com ghp_0123456789abcdefghijABCDEFGHIJ012345");
         assert_eq!(f.len(), 1);
@@ -385,7 +403,8 @@ mod api_tests {
         cfg.allow.values.push("jane@example.com".into());
         cfg.allow.kinds.push("secret.*".into());
         let d = Detector::new(&cfg).unwrap();
-        let f = d.scan_text("jane@example.com bob@example.com ghp_0123456789abcdefghijABCDEFGHIJ012345");
+        let f = d
+            .scan_text("jane@example.com bob@example.com ghp_0123456789abcdefghijABCDEFGHIJ012345");
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].start, 17);
     }

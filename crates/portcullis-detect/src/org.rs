@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::util::fnv1a;
 use crate::Category;
+use crate::util::fnv1a;
 
 fn default_conf() -> f32 {
     0.9
@@ -90,10 +90,17 @@ impl FingerprintSet {
     /// Fingerprints a document (its text is not kept).
     pub fn from_document(id: &str, text: &str) -> FingerprintSet {
         let words = norm_words(text);
-        let mut hashes: Vec<u64> = shingles(text, &words).into_iter().map(|(h, _, _)| h).collect();
+        let mut hashes: Vec<u64> = shingles(text, &words)
+            .into_iter()
+            .map(|(h, _, _)| h)
+            .collect();
         hashes.sort_unstable();
         hashes.dedup();
-        FingerprintSet { id: id.to_string(), hashes, category: Category::Internal }
+        FingerprintSet {
+            id: id.to_string(),
+            hashes,
+            category: Category::Internal,
+        }
     }
 }
 
@@ -163,26 +170,56 @@ mod tests {
     fn custom_dict_label_fingerprint() {
         let secret_doc = "The merger between Acme and Globex closes on the first of March at a price of twelve dollars a share.";
         let mut cfg = DetectorConfig::default();
-        cfg.org.patterns.push(CustomPattern { id: "employee_id".into(), pattern: r"EMP-\d{6}".into(), category: Category::Pii, confidence: 0.9 });
-        cfg.org.dictionaries.push(Dictionary { id: "codename".into(), terms: vec!["Project Falcon".into(), "bluebird".into()], case_insensitive: true, whole_word: true, category: Category::Internal, confidence: 0.9 });
-        cfg.org.labels.push(Label { id: "acme_restricted".into(), text: "Acme Restricted".into(), confidence: 0.9 });
-        cfg.org.fingerprints.push(FingerprintSet::from_document("merger", secret_doc));
+        cfg.org.patterns.push(CustomPattern {
+            id: "employee_id".into(),
+            pattern: r"EMP-\d{6}".into(),
+            category: Category::Pii,
+            confidence: 0.9,
+        });
+        cfg.org.dictionaries.push(Dictionary {
+            id: "codename".into(),
+            terms: vec!["Project Falcon".into(), "bluebird".into()],
+            case_insensitive: true,
+            whole_word: true,
+            category: Category::Internal,
+            confidence: 0.9,
+        });
+        cfg.org.labels.push(Label {
+            id: "acme_restricted".into(),
+            text: "Acme Restricted".into(),
+            confidence: 0.9,
+        });
+        cfg.org
+            .fingerprints
+            .push(FingerprintSet::from_document("merger", secret_doc));
         let d = Detector::new(&cfg).unwrap();
         let t = "EMP-123456 works on PROJECT FALCON (Acme Restricted); bluebirds are birds. Leak: the merger between Acme and Globex closes on the first of March at a price";
         let f = d.scan_text(t);
         let k: Vec<&str> = f.iter().map(|x| x.kind.as_str()).collect();
         assert!(k.contains(&"org.employee_id"), "{k:?}");
         assert!(k.contains(&"org.codename"), "{k:?}");
-        assert_eq!(k.iter().filter(|x| **x == "org.codename").count(), 1, "{k:?}");
+        assert_eq!(
+            k.iter().filter(|x| **x == "org.codename").count(),
+            1,
+            "{k:?}"
+        );
         assert!(k.contains(&"org.label.acme_restricted"), "{k:?}");
-        let fp = f.iter().find(|x| x.kind == "org.fingerprint.merger").expect("fingerprint");
+        let fp = f
+            .iter()
+            .find(|x| x.kind == "org.fingerprint.merger")
+            .expect("fingerprint");
         assert!(t[fp.start..fp.end].starts_with("the merger"));
     }
 
     #[test]
     fn bad_pattern_is_an_error() {
         let mut cfg = DetectorConfig::default();
-        cfg.org.patterns.push(CustomPattern { id: "x".into(), pattern: "(".into(), category: Category::Pii, confidence: 0.9 });
+        cfg.org.patterns.push(CustomPattern {
+            id: "x".into(),
+            pattern: "(".into(),
+            category: Category::Pii,
+            confidence: 0.9,
+        });
         assert!(Detector::new(&cfg).is_err());
     }
 }

@@ -13,7 +13,9 @@ pub(crate) enum Check {
     /// Shannon entropy of the reported value at least this.
     Entropy(f32),
     /// Markdown/HTML image or link: the URL carries data to an outside host.
-    ExfilUrl { image: bool },
+    ExfilUrl {
+        image: bool,
+    },
     /// Hidden HTML (comment, invisible style): report only if the hidden text reads as instructions.
     HiddenInstr,
     /// A person name: next word capitalised, not a common word.
@@ -63,10 +65,17 @@ pub(crate) fn pre_userinfo(b: &[u8], p: usize) -> bool {
 
 /// Airtable `pat` + 14 alphanumerics + `.`.
 pub(crate) fn pre_airtable(b: &[u8], p: usize) -> bool {
-    b.len() > p + 18 && b[p + 3..p + 17].iter().all(|c| c.is_ascii_alphanumeric()) && b[p + 17] == b'.'
+    b.len() > p + 18
+        && b[p + 3..p + 17].iter().all(|c| c.is_ascii_alphanumeric())
+        && b[p + 17] == b'.'
 }
 
-pub(crate) const fn spec(kind: &'static str, cat: Category, triggers: &'static [&'static str], re: &'static str) -> Spec {
+pub(crate) const fn spec(
+    kind: &'static str,
+    cat: Category,
+    triggers: &'static [&'static str],
+    re: &'static str,
+) -> Spec {
     Spec {
         kind,
         cat,
@@ -84,6 +93,10 @@ pub(crate) const fn spec(kind: &'static str, cat: Category, triggers: &'static [
 }
 
 /// A secret rule with a provider prefix (case-sensitive).
-pub(crate) const fn sec(kind: &'static str, triggers: &'static [&'static str], re: &'static str) -> Spec {
+pub(crate) const fn sec(
+    kind: &'static str,
+    triggers: &'static [&'static str],
+    re: &'static str,
+) -> Spec {
     spec(kind, Category::Secret, triggers, re)
 }

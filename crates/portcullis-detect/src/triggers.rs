@@ -82,7 +82,10 @@ fn load4(b: &[u8], i: usize) -> u32 {
 
 impl<A: Copy + PartialEq> Triggers<A> {
     pub fn builder() -> TriggersBuilder<A> {
-        TriggersBuilder { trigs: Vec::new(), index: std::collections::HashMap::new() }
+        TriggersBuilder {
+            trigs: Vec::new(),
+            index: std::collections::HashMap::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -90,7 +93,15 @@ impl<A: Copy + PartialEq> Triggers<A> {
     }
 
     #[inline]
-    fn check(&self, b: &[u8], i: usize, w: u32, wl: u32, list: &[u32], f: &mut impl FnMut(u32, usize)) {
+    fn check(
+        &self,
+        b: &[u8],
+        i: usize,
+        w: u32,
+        wl: u32,
+        list: &[u32],
+        f: &mut impl FnMut(u32, usize),
+    ) {
         for &t in list {
             let tr = &self.trigs[t as usize];
             let x = if tr.ci { wl } else { w };
@@ -103,7 +114,11 @@ impl<A: Copy + PartialEq> Triggers<A> {
                     continue;
                 }
                 let s = &b[i + 4..i + l];
-                let ok = if tr.ci { s.eq_ignore_ascii_case(&tr.lit[4..]) } else { s == &tr.lit[4..] };
+                let ok = if tr.ci {
+                    s.eq_ignore_ascii_case(&tr.lit[4..])
+                } else {
+                    s == &tr.lit[4..]
+                };
                 if !ok {
                     continue;
                 }
@@ -132,7 +147,11 @@ impl<A: Copy + PartialEq> Triggers<A> {
                 prev = 1;
                 continue;
             }
-            let start = if cl != 0 { prev == 0 || (prev == 1 && cl == 2) } else { self.punct_start[c as usize] };
+            let start = if cl != 0 {
+                prev == 0 || (prev == 1 && cl == 2)
+            } else {
+                self.punct_start[c as usize]
+            };
             prev = cl;
             if start {
                 self.at(b, i, c, &mut f);
@@ -157,13 +176,27 @@ impl<A: Copy + PartialEq> Triggers<A> {
         let k2 = (wl & 0xffff) as usize;
         if self.bits2[k2 >> 6] & (1 << (k2 & 63)) != 0 {
             let (off, cnt) = self.table2[k2];
-            self.check(b, i, w, wl, &self.flat[off as usize..(off + cnt) as usize], f);
+            self.check(
+                b,
+                i,
+                w,
+                wl,
+                &self.flat[off as usize..(off + cnt) as usize],
+                f,
+            );
         }
         if i + 4 <= n {
             let k4 = hash4(wl);
             if self.bits4[k4 >> 6] & (1 << (k4 & 63)) != 0 {
                 let (off, cnt) = self.table4[k4];
-                self.check(b, i, w, wl, &self.flat[off as usize..(off + cnt) as usize], f);
+                self.check(
+                    b,
+                    i,
+                    w,
+                    wl,
+                    &self.flat[off as usize..(off + cnt) as usize],
+                    f,
+                );
             }
         }
     }
@@ -180,12 +213,29 @@ impl<A: Copy + PartialEq> TriggersBuilder<A> {
         if lit.is_empty() {
             return;
         }
-        let k = (if ci { lit.to_ascii_lowercase() } else { lit.to_vec() }, ci);
+        let k = (
+            if ci {
+                lit.to_ascii_lowercase()
+            } else {
+                lit.to_vec()
+            },
+            ci,
+        );
         let id = *self.index.entry(k.clone()).or_insert_with(|| {
             let l = k.0.len().min(4);
             let head = load4(&k.0[..l], 0);
-            let mask = if l == 4 { u32::MAX } else { (1u32 << (8 * l)) - 1 };
-            self.trigs.push(Trigger { lit: k.0.clone(), ci, actions: Vec::new(), head, mask });
+            let mask = if l == 4 {
+                u32::MAX
+            } else {
+                (1u32 << (8 * l)) - 1
+            };
+            self.trigs.push(Trigger {
+                lit: k.0.clone(),
+                ci,
+                actions: Vec::new(),
+                head,
+                mask,
+            });
             self.trigs.len() - 1
         });
         let acts = &mut self.trigs[id].actions;
@@ -240,7 +290,17 @@ impl<A: Copy + PartialEq> TriggersBuilder<A> {
                 flat.extend(v);
             }
         }
-        Triggers { trigs: self.trigs, bits4, table4, bits2, table2, flat, single, has_single, punct_start }
+        Triggers {
+            trigs: self.trigs,
+            bits4,
+            table4,
+            bits2,
+            table2,
+            flat,
+            single,
+            has_single,
+            punct_start,
+        }
     }
 }
 
@@ -250,8 +310,14 @@ mod tests {
 
     #[test]
     fn lower4_works() {
-        assert_eq!(lower4(u32::from_le_bytes(*b"AbZ@")), u32::from_le_bytes(*b"abz@"));
-        assert_eq!(lower4(u32::from_le_bytes([0xC3, 0x84, b'[', b'`'])), u32::from_le_bytes([0xC3, 0x84, b'[', b'`']));
+        assert_eq!(
+            lower4(u32::from_le_bytes(*b"AbZ@")),
+            u32::from_le_bytes(*b"abz@")
+        );
+        assert_eq!(
+            lower4(u32::from_le_bytes([0xC3, 0x84, b'[', b'`'])),
+            u32::from_le_bytes([0xC3, 0x84, b'[', b'`'])
+        );
     }
 
     fn hits(t: &Triggers<u8>, s: &str) -> Vec<(u8, usize)> {
@@ -275,7 +341,10 @@ mod tests {
         b.add(b"sk-", false, 5);
         b.add(b"sk-ant-", false, 6);
         let t = b.build();
-        assert_eq!(hits(&t, "authToken TOKEN tokens xtoken"), vec![(1, 4), (1, 10), (1, 16)]);
+        assert_eq!(
+            hits(&t, "authToken TOKEN tokens xtoken"),
+            vec![(1, 4), (1, 10), (1, 16)]
+        );
         assert_eq!(hits(&t, "AKIA akia xAKIA"), vec![(2, 0), (2, 11)]);
         assert_eq!(hits(&t, "https://x ~/a"), vec![(3, 5), (4, 10)]);
         assert_eq!(hits(&t, "sk-ant-x"), vec![(5, 0), (6, 0)]);

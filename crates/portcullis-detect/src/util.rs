@@ -4,7 +4,13 @@
 pub fn luhn_valid(s: &str) -> bool {
     let mut sum = 0u32;
     let mut n = 0;
-    for (i, d) in s.bytes().rev().filter(|b| b.is_ascii_digit()).map(|b| (b - b'0') as u32).enumerate() {
+    for (i, d) in s
+        .bytes()
+        .rev()
+        .filter(|b| b.is_ascii_digit())
+        .map(|b| (b - b'0') as u32)
+        .enumerate()
+    {
         let v = if i % 2 == 1 {
             let x = d * 2;
             if x > 9 { x - 9 } else { x }
@@ -20,17 +26,83 @@ pub fn luhn_valid(s: &str) -> bool {
 /// IBAN length for a country code, if IBAN is used there.
 pub(crate) fn iban_length(cc: &[u8]) -> Option<usize> {
     const T: &[(&[u8; 2], usize)] = &[
-        (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20), (b"BE", 16),
-        (b"BG", 22), (b"BH", 22), (b"BR", 29), (b"BY", 28), (b"CH", 21), (b"CR", 22), (b"CY", 28),
-        (b"CZ", 24), (b"DE", 22), (b"DK", 18), (b"DO", 28), (b"EE", 20), (b"EG", 29), (b"ES", 24),
-        (b"FI", 18), (b"FO", 18), (b"FR", 27), (b"GB", 22), (b"GE", 22), (b"GI", 23), (b"GL", 18),
-        (b"GR", 27), (b"GT", 28), (b"HR", 21), (b"HU", 28), (b"IE", 22), (b"IL", 23), (b"IQ", 23),
-        (b"IS", 26), (b"IT", 27), (b"JO", 30), (b"KW", 30), (b"KZ", 20), (b"LB", 28), (b"LC", 32),
-        (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21), (b"MC", 27), (b"MD", 24), (b"ME", 22),
-        (b"MK", 19), (b"MR", 27), (b"MT", 31), (b"MU", 30), (b"NL", 18), (b"NO", 15), (b"PK", 24),
-        (b"PL", 28), (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"SA", 24),
-        (b"SC", 31), (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27), (b"ST", 25), (b"SV", 28),
-        (b"TL", 23), (b"TN", 24), (b"TR", 26), (b"UA", 29), (b"VA", 22), (b"VG", 24), (b"XK", 20),
+        (b"AD", 24),
+        (b"AE", 23),
+        (b"AL", 28),
+        (b"AT", 20),
+        (b"AZ", 28),
+        (b"BA", 20),
+        (b"BE", 16),
+        (b"BG", 22),
+        (b"BH", 22),
+        (b"BR", 29),
+        (b"BY", 28),
+        (b"CH", 21),
+        (b"CR", 22),
+        (b"CY", 28),
+        (b"CZ", 24),
+        (b"DE", 22),
+        (b"DK", 18),
+        (b"DO", 28),
+        (b"EE", 20),
+        (b"EG", 29),
+        (b"ES", 24),
+        (b"FI", 18),
+        (b"FO", 18),
+        (b"FR", 27),
+        (b"GB", 22),
+        (b"GE", 22),
+        (b"GI", 23),
+        (b"GL", 18),
+        (b"GR", 27),
+        (b"GT", 28),
+        (b"HR", 21),
+        (b"HU", 28),
+        (b"IE", 22),
+        (b"IL", 23),
+        (b"IQ", 23),
+        (b"IS", 26),
+        (b"IT", 27),
+        (b"JO", 30),
+        (b"KW", 30),
+        (b"KZ", 20),
+        (b"LB", 28),
+        (b"LC", 32),
+        (b"LI", 21),
+        (b"LT", 20),
+        (b"LU", 20),
+        (b"LV", 21),
+        (b"MC", 27),
+        (b"MD", 24),
+        (b"ME", 22),
+        (b"MK", 19),
+        (b"MR", 27),
+        (b"MT", 31),
+        (b"MU", 30),
+        (b"NL", 18),
+        (b"NO", 15),
+        (b"PK", 24),
+        (b"PL", 28),
+        (b"PS", 29),
+        (b"PT", 25),
+        (b"QA", 29),
+        (b"RO", 24),
+        (b"RS", 22),
+        (b"SA", 24),
+        (b"SC", 31),
+        (b"SE", 24),
+        (b"SI", 19),
+        (b"SK", 24),
+        (b"SM", 27),
+        (b"ST", 25),
+        (b"SV", 28),
+        (b"TL", 23),
+        (b"TN", 24),
+        (b"TR", 26),
+        (b"UA", 29),
+        (b"VA", 22),
+        (b"VG", 24),
+        (b"XK", 20),
     ];
     T.iter().find(|(c, _)| &c[..] == cc).map(|(_, l)| *l)
 }
@@ -61,7 +133,11 @@ pub(crate) fn iban_mod97(b: &[u8]) -> bool {
             b'A'..=b'Z' => (c - b'A') as u32 + 10,
             _ => return false,
         };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     rem == 1
 }
@@ -89,15 +165,26 @@ pub fn shannon_entropy(s: &[u8]) -> f32 {
 /// Verhoeff checksum (Aadhaar).
 pub(crate) fn verhoeff_valid(digits: &[u8]) -> bool {
     const D: [[u8; 10]; 10] = [
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5], [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
-        [3, 4, 0, 1, 2, 8, 9, 5, 6, 7], [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
-        [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3], [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+        [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+        [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+        [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+        [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+        [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+        [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+        [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
         [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
     ];
     const P: [[u8; 10]; 8] = [
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4], [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
-        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7], [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
-        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+        [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+        [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+        [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+        [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
     ];
     let mut c = 0u8;
     for (i, &d) in digits.iter().rev().enumerate() {
@@ -113,11 +200,53 @@ pub(crate) fn is_placeholder(v: &str) -> bool {
         return true;
     }
     const BAD: &[&str] = &[
-        "example", "xxxx", "****", "....", "<", ">", "${", "{{", "}}", "%s", "$(", "placeholder",
-        "changeme", "change_me", "your_", "your-", "yourpass", "dummy", "redacted", "sample",
-        "fake", "000000", "123456", "abcdef", "password", "passwd", "secret", "token", "undefined",
-        "os.environ", "getenv", "process.env", "env[", "env(", "[hidden]", "<hidden>", "masked",
-        "replace", "insert", "todo", "fixme", "none", "null", "nil", "true", "false", "example.com",
+        "example",
+        "xxxx",
+        "****",
+        "....",
+        "<",
+        ">",
+        "${",
+        "{{",
+        "}}",
+        "%s",
+        "$(",
+        "placeholder",
+        "changeme",
+        "change_me",
+        "your_",
+        "your-",
+        "yourpass",
+        "dummy",
+        "redacted",
+        "sample",
+        "fake",
+        "000000",
+        "123456",
+        "abcdef",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "undefined",
+        "os.environ",
+        "getenv",
+        "process.env",
+        "env[",
+        "env(",
+        "[hidden]",
+        "<hidden>",
+        "masked",
+        "replace",
+        "insert",
+        "todo",
+        "fixme",
+        "none",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "example.com",
     ];
     if BAD.iter().any(|b| l.contains(b)) {
         return true;
@@ -181,7 +310,10 @@ pub(crate) fn printable_share(b: &[u8]) -> f32 {
     if b.is_empty() {
         return 0.0;
     }
-    let p = b.iter().filter(|&&c| (0x20..0x7f).contains(&c) || c == b'\n' || c == b'\t' || c == b'\r').count();
+    let p = b
+        .iter()
+        .filter(|&&c| (0x20..0x7f).contains(&c) || c == b'\n' || c == b'\t' || c == b'\r')
+        .count();
     p as f32 / b.len() as f32
 }
 

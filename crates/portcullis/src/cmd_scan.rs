@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use portcullis_detect::{Category, Detector, DetectorConfig, Finding};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Output format of a file scan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -117,7 +117,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
 fn build_detector(args: &ScanArgs) -> anyhow::Result<Detector> {
     let mut cfg: DetectorConfig = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
             if ext == "yaml" || ext == "yml" {
                 serde_saphyr::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
@@ -167,9 +168,14 @@ pub fn jsonl(det: &Detector, mut input: impl BufRead, mut out: impl Write) -> an
 fn jsonl_line(det: &Detector, raw: &[u8]) -> Result<Value, String> {
     let s = std::str::from_utf8(raw).map_err(|e| format!("line is not UTF-8: {e}"))?;
     let v: Value = serde_json::from_str(s.trim_end()).map_err(|e| format!("invalid JSON: {e}"))?;
-    let obj = v.as_object().ok_or("expected an object {\"id\": .., \"text\": ..}")?;
+    let obj = v
+        .as_object()
+        .ok_or("expected an object {\"id\": .., \"text\": ..}")?;
     let id = obj.get("id").cloned().unwrap_or(Value::Null);
-    let text = obj.get("text").and_then(Value::as_str).ok_or("missing string field \"text\"")?;
+    let text = obj
+        .get("text")
+        .and_then(Value::as_str)
+        .ok_or("missing string field \"text\"")?;
     let findings = det.scan_text(text);
     let mut cats: Vec<&str> = findings.iter().map(|f| f.category.as_str()).collect();
     cats.sort_unstable();
@@ -230,8 +236,10 @@ fn scan_paths(det: &Detector, args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let bar = if !args.no_progress && std::io::stderr().is_terminal() && files.len() > 1 {
         let b = indicatif::ProgressBar::new(files.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} scanning {pos}/{len} files [{bar:30}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} scanning {pos}/{len} files [{bar:30}] {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Some(b)
     } else {
@@ -307,8 +315,14 @@ fn scan_paths(det: &Detector, args: &ScanArgs) -> anyhow::Result<ExitCode> {
             eprintln!("skipped {p}: {why}");
         }
     }
-    let fail = args.fail_on.is_some_and(|min| all.iter().any(|x| x.severity >= min));
-    Ok(if fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let fail = args
+        .fail_on
+        .is_some_and(|min| all.iter().any(|x| x.severity >= min));
+    Ok(if fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Reads a file as text: UTF-8 text formats directly, PDF and DOCX through extraction. `None`
@@ -318,7 +332,11 @@ fn read_text(path: &Path, max: u64) -> anyhow::Result<Option<String>> {
     if meta.len() > max {
         anyhow::bail!("larger than --max-file-size ({} bytes)", meta.len());
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let bytes = std::fs::read(path)?;
     match ext.as_str() {
         "pdf" => return pdf_text(&bytes).map(Some),
@@ -347,9 +365,12 @@ fn pdf_text(bytes: &[u8]) -> anyhow::Result<String> {
 
 fn docx_text(bytes: &[u8]) -> anyhow::Result<String> {
     use std::io::Read;
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("DOCX is not a zip archive")?;
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("DOCX is not a zip archive")?;
     let mut xml = String::new();
-    let mut part = zip.by_name("word/document.xml").context("DOCX without word/document.xml")?;
+    let mut part = zip
+        .by_name("word/document.xml")
+        .context("DOCX without word/document.xml")?;
     if part.size() > 256 << 20 {
         anyhow::bail!("DOCX document part too large");
     }
@@ -364,7 +385,9 @@ fn xml_text(xml: &str) -> String {
     let mut rest = xml;
     while let Some(lt) = rest.find('<') {
         push_unescaped(&mut out, &rest[..lt]);
-        let Some(gt) = rest[lt..].find('>') else { break };
+        let Some(gt) = rest[lt..].find('>') else {
+            break;
+        };
         let tag = &rest[lt + 1..lt + gt];
         if tag == "/w:p" || tag.starts_with("w:br") || tag.starts_with("w:cr") {
             out.push('\n');
@@ -381,7 +404,13 @@ fn push_unescaped(out: &mut String, s: &str) {
         out.push_str(s);
         return;
     }
-    out.push_str(&s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&"));
+    out.push_str(
+        &s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    );
 }
 
 struct LineIndex {
@@ -391,7 +420,12 @@ struct LineIndex {
 impl LineIndex {
     fn new(t: &str) -> LineIndex {
         let mut starts = vec![0];
-        starts.extend(t.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
+        starts.extend(
+            t.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
         LineIndex { starts }
     }
 
@@ -410,28 +444,65 @@ fn mask(v: &str, cat: Category) -> String {
     let chars: Vec<char> = first_line.chars().collect();
     match cat {
         Category::Secret | Category::Pii => {
-            let keep = if cat == Category::Secret { 4.min(chars.len() / 4) } else { 2.min(chars.len() / 4) };
+            let keep = if cat == Category::Secret {
+                4.min(chars.len() / 4)
+            } else {
+                2.min(chars.len() / 4)
+            };
             let shown: String = chars[..keep].iter().collect();
             format!("{shown}{} ({} chars)", "*".repeat(6), v.chars().count())
         }
         Category::Internal | Category::Injection => {
-            let s: String = chars.iter().take(60).map(|c| if c.is_control() { ' ' } else { *c }).collect();
-            if chars.len() > 60 { format!("{s}…") } else { s }
+            let s: String = chars
+                .iter()
+                .take(60)
+                .map(|c| if c.is_control() { ' ' } else { *c })
+                .collect();
+            if chars.len() > 60 {
+                format!("{s}…")
+            } else {
+                s
+            }
         }
     }
 }
 
-fn write_table(out: &mut impl Write, all: &[FileFinding], scanned: usize, bytes: u64) -> anyhow::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    all: &[FileFinding],
+    scanned: usize,
+    bytes: u64,
+) -> anyhow::Result<()> {
     if all.is_empty() {
         writeln!(out, "No findings in {scanned} files ({bytes} bytes).")?;
         return Ok(());
     }
-    let loc: Vec<String> = all.iter().map(|x| format!("{}:{}:{}", x.path, x.line, x.column)).collect();
-    let w_loc = loc.iter().map(|s| s.chars().count()).max().unwrap_or(8).clamp(8, 70);
+    let loc: Vec<String> = all
+        .iter()
+        .map(|x| format!("{}:{}:{}", x.path, x.line, x.column))
+        .collect();
+    let w_loc = loc
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 70);
     let w_kind = all.iter().map(|x| x.f.kind.len()).max().unwrap_or(4).max(4);
-    writeln!(out, "{:<w_loc$}  {:<8}  {:<w_kind$}  {:>4}  PREVIEW", "LOCATION", "SEVERITY", "KIND", "CONF")?;
+    writeln!(
+        out,
+        "{:<w_loc$}  {:<8}  {:<w_kind$}  {:>4}  PREVIEW",
+        "LOCATION", "SEVERITY", "KIND", "CONF"
+    )?;
     for (x, l) in all.iter().zip(&loc) {
-        writeln!(out, "{:<w_loc$}  {:<8}  {:<w_kind$}  {:>4.2}  {}", l, x.severity.as_str(), x.f.kind, x.f.confidence, x.preview)?;
+        writeln!(
+            out,
+            "{:<w_loc$}  {:<8}  {:<w_kind$}  {:>4.2}  {}",
+            l,
+            x.severity.as_str(),
+            x.f.kind,
+            x.f.confidence,
+            x.preview
+        )?;
     }
     let mut by_sev = [0usize; 4];
     for x in all {
@@ -498,7 +569,11 @@ mod tests {
         let input = b"{\"id\":\"a\",\"text\":\"mail bob@example.com\"}\nnot json\n\n{\"id\":7,\"text\":\"nothing here\"}\n{\"id\":\"x\"}\n";
         let mut out = Vec::new();
         jsonl(&det, &input[..], &mut out).unwrap();
-        let lines: Vec<Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0]["id"], "a");
         assert_eq!(lines[0]["kinds"][0], "pii.email");
@@ -518,7 +593,10 @@ mod tests {
 
     #[test]
     fn masks_values() {
-        assert_eq!(mask("ghp_abcdefghijklmnopqrstuvwxyz0123456789", Category::Secret), "ghp_****** (40 chars)");
+        assert_eq!(
+            mask("ghp_abcdefghijklmnopqrstuvwxyz0123456789", Category::Secret),
+            "ghp_****** (40 chars)"
+        );
         assert!(!mask("bob@example.com", Category::Pii).contains("example"));
     }
 
