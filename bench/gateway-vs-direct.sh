@@ -10,6 +10,8 @@
 #   MCPLOAD      mcpload binary (default $KIT/mcpload/target/release/mcpload)
 #   ROUNDS DURATION WARMUP CONCS PAYLOADS: passed to run-matrix.sh (defaults below)
 #   SESSIONS     also measure gateway RSS holding this many concurrent sessions (default 1000; 0 = skip)
+#   WAIT_FOR_COMMIT  audit.wait_for_commit of the gateway (default true, the product default: a call is
+#                answered once its audit event is committed; false answers first, as a bare proxy)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:?usage: bench/gateway-vs-direct.sh OUT_DIR}"
@@ -29,6 +31,8 @@ UP_PORT=$(free_port)
 UP=$!
 data="$(mktemp -d)"
 cat >"$data/portcullis.yaml" <<YAML
+audit:
+  wait_for_commit: ${WAIT_FOR_COMMIT:-true}
 connectors:
   bench:
     type: http
