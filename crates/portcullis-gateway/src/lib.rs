@@ -54,7 +54,11 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Metrics,
     pub(crate) started: Instant,
+    pub(crate) extra_metrics: std::sync::OnceLock<ExtraMetrics>,
 }
+
+/// Renders more metrics (Prometheus text) for `/metrics`, from components beside the gateway.
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl Gateway {
     /// A gateway for `config`, recording events to `sink`, with sessions in memory.
@@ -81,6 +85,7 @@ impl Gateway {
             clock,
             metrics: Metrics::default(),
             started: Instant::now(),
+            extra_metrics: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -92,6 +97,12 @@ impl Gateway {
             }
         });
         Self { inner }
+    }
+
+    /// Adds metrics of another component to `/metrics` (call before [`Self::router`]).
+    pub fn with_extra_metrics(self, extra: ExtraMetrics) -> Self {
+        let _ = self.inner.extra_metrics.set(extra);
+        self
     }
 
     /// The HTTP routes: MCP endpoints, `/healthz`, `/readyz`, `/metrics`.
@@ -145,12 +156,21 @@ impl Gateway {
 }
 
 async fn metrics_text(State(inner): State<Arc<Inner>>) -> Response {
+    // Prometheus text format: the gateway's families, then those of other components (the audit
+    // log's written/dropped/sink-failure counters).
+    let mut text = inner.metrics.render();
+    if let Some(i) = text.find("# EOF") {
+        text.truncate(i);
+    }
+    if let Some(extra) = inner.extra_metrics.get() {
+        text.push_str(&extra());
+    }
     (
         [(
             http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
-        inner.metrics.render(),
+        text,
     )
         .into_response()
 }

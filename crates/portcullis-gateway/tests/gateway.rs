@@ -663,6 +663,7 @@ async fn metrics_and_health() {
         .unwrap();
     assert!(text.contains(r#"portcullis_requests_total{connector="crm",method="tools/call",tool="get_customer",outcome="ok"} 1"#), "{text}");
     assert!(text.contains("portcullis_sessions 1"), "{text}");
+    assert!(!text.contains("# EOF"), "{text}");
     assert_eq!(
         gw.client
             .get(format!("{}/healthz", gw.base))

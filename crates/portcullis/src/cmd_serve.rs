@@ -74,7 +74,9 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
         .with_context(|| format!("cannot listen on {}: is another program using it? Use --listen to pick another address", config.listen))?;
     let addr = listener.local_addr()?;
     let connectors: Vec<String> = config.connectors.iter().map(|c| c.name.clone()).collect();
-    let gateway = portcullis_gateway::Gateway::new(config, audit.clone(), clock);
+    let audit_metrics = audit.metrics();
+    let gateway = portcullis_gateway::Gateway::new(config, audit.clone(), clock)
+        .with_extra_metrics(Arc::new(move || audit_metrics.render_prometheus()));
     let router = gateway.router();
 
     // The one line on stdout: tests and scripts read the bound address from it.

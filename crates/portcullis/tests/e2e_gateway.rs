@@ -156,6 +156,11 @@ fn correlation_id_health_readiness_and_metrics_endpoints_answer() {
         "/metrics is not Prometheus text: {}",
         &body[..body.len().min(400)]
     );
+    // The audit log's counters are served beside the gateway's (AU-6: dropped must stay 0).
+    assert!(
+        body.contains("portcullis_audit_events_dropped_total 0"),
+        "/metrics lacks the audit counters: {body}"
+    );
 }
 
 /// Several clients at once on one gateway: each must get its own server-to-client requests
