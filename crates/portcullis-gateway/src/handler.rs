@@ -258,6 +258,8 @@ pub(crate) async fn post_federated(
     post(inner, Scope::Federated, None, info, headers, body).await
 }
 
+/// Every POST: content type, size and JSON-RPC shape are checked before any connector is
+/// involved (IV-2).
 async fn post(
     inner: Arc<Inner>,
     scope: Scope,
@@ -508,6 +510,26 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// The endpoint a GET or DELETE addresses, after the Origin check.
+fn endpoint_scope(
+    inner: &Inner,
+    headers: &HeaderMap,
+    path: Option<&Path<String>>,
+) -> Result<Scope, Reply> {
+    if let Some(reply) = check_origin(inner, headers) {
+        return Err(reply);
+    }
+    match path {
+        Some(Path(c)) if inner.connector_index(c).is_none() => Err(http_error(
+            StatusCode::NOT_FOUND,
+            code::INVALID_REQUEST,
+            &format!("unknown connector {c:?}"),
+        )),
+        Some(Path(c)) => Ok(Scope::Connector(c.clone())),
+        None => Ok(Scope::Federated),
+    }
+}
+
 /// GET `/mcp/{connector}` and `/mcp`: the server-to-client stream of a session.
 pub(crate) async fn get_stream(
     State(inner): State<Arc<Inner>>,
@@ -515,23 +537,9 @@ pub(crate) async fn get_stream(
     headers: HeaderMap,
 ) -> Response {
     let info = inner.request_info(&headers, None);
-    if let Some(reply) = check_origin(&inner, &headers) {
-        return respond(&info, reply, None);
-    }
-    let scope = match &path {
-        Some(Path(c)) if inner.connector_index(c).is_none() => {
-            return respond(
-                &info,
-                http_error(
-                    StatusCode::NOT_FOUND,
-                    code::INVALID_REQUEST,
-                    &format!("unknown connector {c:?}"),
-                ),
-                None,
-            );
-        }
-        Some(Path(c)) => Scope::Connector(c.clone()),
-        None => Scope::Federated,
+    let scope = match endpoint_scope(&inner, &headers, path.as_ref()) {
+        Ok(s) => s,
+        Err(reply) => return respond(&info, reply, None),
     };
     if !header_str(&headers, "accept")
         .unwrap_or("")
@@ -567,12 +575,9 @@ pub(crate) async fn delete_session(
     headers: HeaderMap,
 ) -> Response {
     let info = inner.request_info(&headers, None);
-    if let Some(reply) = check_origin(&inner, &headers) {
-        return respond(&info, reply, None);
-    }
-    let scope = match &path {
-        Some(Path(c)) => Scope::Connector(c.clone()),
-        None => Scope::Federated,
+    let scope = match endpoint_scope(&inner, &headers, path.as_ref()) {
+        Ok(s) => s,
+        Err(reply) => return respond(&info, reply, None),
     };
     let session = match session_for(&inner, &scope, &info).await {
         Ok(s) => s,

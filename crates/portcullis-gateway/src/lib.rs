@@ -175,7 +175,7 @@ async fn metrics_text(State(inner): State<Arc<Inner>>) -> Response {
         .into_response()
 }
 
-/// Readiness: every connector reachable (HTTP: answers at all; stdio: the program exists;
+/// Readiness (OPS-3): every connector reachable (HTTP: answers at all; stdio: the program exists;
 /// demo: always).
 async fn readyz(State(inner): State<Arc<Inner>>) -> Response {
     let checks = inner.config.connectors.iter().map(|c| {

@@ -2,7 +2,7 @@
 //! [`SessionStore`] interface (in memory now; a shared store later lets a session survive being
 //! routed to another replica). Its live part, [`LiveSession`], holds the upstream connections and
 //! the client's open streams, and is rebuilt from the record when a replica meets a session it
-//! does not hold.
+//! does not hold (OPS-2).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -523,6 +523,7 @@ async fn connector_that_is_down_is_reported() {
 }
 
 #[tokio::test]
+// OPS-2: a session survives being routed to another replica.
 async fn a_session_survives_moving_to_another_replica() {
     let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::shared());
     let a = start_with(DEMO, Some(store.clone())).await;
