@@ -2,11 +2,34 @@
 //! the line and column, what was expected and what was found. [`schema`] gives a JSON Schema of
 //! the file for editors and for `portcullis config schema`.
 
+mod auth;
+mod credential;
+mod federation;
 mod model;
+mod policy;
+mod transport;
 mod validate;
 
+pub use auth::{
+    AuthConfig, ClientMetadataConfig, LoginThrottleConfig, RegistrationMode, ValidAuth,
+};
+pub use federation::{
+    ExternalIssuerConfig, FederationConfig, FederationSecretError, IntrospectionConfig,
+    ValidExternalIssuer, ValidFederation, ValidIntrospection, resolve_secret, validate_external,
+    validate_federation,
+};
 pub use model::{AuditSettings, Config, ConnectorConfig, ConnectorType, Limits};
-pub use validate::{ConfigError, Connector, ConnectorKind, ValidConfig};
+pub use policy::{
+    ConfirmationConfig, ConnectorPolicyFacts, PolicyConfig, SharingConfig, ToolMarks, ValidPolicy,
+    ValidToolMarks,
+};
+pub use validate::{ConfigError, Connector, ConnectorKind, Environment, ValidConfig};
+
+pub use credential::{
+    AuthMethod, Credential, CredentialConfig, CredentialType, OAuthClient, SecretError,
+    SecretRefConfig, SecretSource, SecretValue,
+};
+pub use transport::{Tls, TlsConfig, TlsVersion};
 
 use std::path::Path;
 
@@ -36,7 +59,7 @@ pub fn load_str(text: &str, file: &str) -> Result<ValidConfig, ConfigError> {
 /// demo connector `crm`.
 pub fn embedded_default() -> ValidConfig {
     load_str(
-        "connectors:\n  crm:\n    type: demo\n",
+        "connectors:\n  crm:\n    type: demo\n    description: Demo CRM with synthetic customers\n    tools:\n      export_customers:\n        bulk: true\n",
         "<embedded default>",
     )
     .expect("the embedded default config is valid")

@@ -17,17 +17,39 @@ pub struct Config {
     pub listen: Option<Spanned<String>>,
     /// Directory for state (SQLite database, keys). Default `./portcullis-data`.
     pub data_dir: Option<String>,
+    /// The base URL clients reach the gateway at, like `https://gateway.example.com` (no path):
+    /// the OAuth issuer and the resource URLs tokens are bound to (RFC 8707) derive from it.
+    /// Default `http://{listen}`.
+    #[schemars(with = "Option<String>")]
+    pub public_url: Option<Spanned<String>>,
+    /// The environment this gateway serves (AZ-4): `dev` (default), `test` or `prod`. In `prod`,
+    /// development shortcuts (`--no-auth`, insecure loopback metadata documents) are refused.
+    #[schemars(with = "Option<String>")]
+    pub environment: Option<Spanned<String>>,
     /// Protocol limits.
     #[serde(default)]
     pub limits: Limits,
     /// How calls are recorded in the audit log.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// Cedar policy files, shadow mode and human confirmation (AZ-1, AZ-6, HC-2).
+    #[serde(default)]
+    pub policy: crate::policy::PolicyConfig,
+    /// The built-in OAuth 2.1 authorization server.
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
     /// The connectors behind the gateway, by name. Names are 1-63 characters of `a-z`, `0-9` and
     /// `-`, starting with a letter; each is served at `/mcp/{name}`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, ConnectorConfig>")]
     pub connectors: BTreeMap<String, Spanned<ConnectorConfig>>,
+    /// TLS termination: serve https with this certificate and key (reloaded when they change).
+    pub tls: Option<crate::transport::TlsConfig>,
+    /// Proxies (CIDRs, like `10.0.0.0/8`) whose `Forwarded`, `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` headers are believed; from any other peer they are ignored.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub trusted_proxies: Vec<Spanned<String>>,
 }
 
 /// Limits that protect the gateway and the connectors from abuse (IV-2).
@@ -126,4 +148,26 @@ pub struct ConnectorConfig {
     pub timeout_ms: Option<Spanned<u64>>,
     /// What the connector is for (inventory).
     pub description: Option<String>,
+    /// (http) The credential the gateway sends upstream in place of the client's token
+    /// (AUTH-8); secrets are `{env: NAME}` or `{file: PATH}`, never written here.
+    #[schemars(with = "Option<crate::credential::CredentialConfig>")]
+    pub credential: Option<Spanned<crate::credential::CredentialConfig>>,
+    /// Scopes per tool (AUTH-5), overriding the default from the tool's MCP annotations
+    /// (read-only tools need `{connector}:read`, others `{connector}:write`, destructive ones
+    /// `{connector}:admin`). Values are `{connector}:read|write|admin` or `{connector}:{word}`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub scopes: BTreeMap<String, Spanned<String>>,
+    /// The environment the connector belongs to (AZ-4); default: the gateway's.
+    #[schemars(with = "Option<String>")]
+    pub environment: Option<Spanned<String>>,
+    /// The connector's owner (a user's subject), for inventory and sharing (AZ-5).
+    pub owner: Option<String>,
+    /// Data classification: `public`, `internal` (default), `confidential` or `restricted`.
+    pub classification: Option<String>,
+    /// Who may use the connector (AZ-5); default: the organization.
+    pub sharing: Option<crate::policy::SharingConfig>,
+    /// Marks on tools that their annotations do not carry (bulk, destructive, classification).
+    #[serde(default)]
+    pub tools: BTreeMap<String, crate::policy::ToolMarks>,
 }

@@ -74,7 +74,7 @@ impl ConfigError {
         }
     }
 
-    fn at<T>(file: &str, span: &Spanned<T>, message: String) -> Self {
+    pub(crate) fn at<T>(file: &str, span: &Spanned<T>, message: String) -> Self {
         Self {
             file: file.to_string(),
             line: span.referenced.line(),
@@ -118,6 +118,103 @@ pub struct Connector {
     pub timeout: Duration,
     /// Inventory description.
     pub description: Option<String>,
+    /// (http) The credential sent upstream in place of the client's token (AUTH-8).
+    pub credential: Option<crate::credential::Credential>,
+    /// Per-tool scope overrides (AUTH-5): tool name to the scope it needs.
+    pub tool_scopes: BTreeMap<String, String>,
+    /// The environment the connector belongs to (AZ-4).
+    pub environment: Environment,
+    /// What policies decide on (owner, classification, sharing, tool marks).
+    pub policy: crate::policy::ConnectorPolicyFacts,
+}
+
+/// A deployment environment (AZ-4): connectors and tokens belong to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Environment {
+    /// Development (the default).
+    #[default]
+    Dev,
+    /// Testing.
+    Test,
+    /// Production: development shortcuts are refused.
+    Prod,
+}
+
+impl Environment {
+    /// The name used in config, tokens and policy: `dev`, `test`, `prod`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Test => "test",
+            Self::Prod => "prod",
+        }
+    }
+
+    fn parse(file: &str, v: &Spanned<String>, field: &str) -> Result<Self, ConfigError> {
+        match v.value.as_str() {
+            "dev" => Ok(Self::Dev),
+            "test" => Ok(Self::Test),
+            "prod" => Ok(Self::Prod),
+            other => Err(ConfigError::at(
+                file,
+                v,
+                format!("`{field}` must be dev, test or prod, found {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Checks a public base URL: http(s), a host, no path, query or fragment; returned without a
+/// trailing slash.
+fn valid_public_url(file: &str, v: &Spanned<String>) -> Result<String, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError::at(
+            file,
+            v,
+            format!(
+                "`public_url` {:?} {why}; give the scheme and host clients use, like https://gateway.example.com",
+                v.value
+            ),
+        )
+    };
+    let trimmed = v.value.trim_end_matches('/');
+    let uri: http::Uri = trimmed.parse().map_err(|_| bad("is not a URL"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http") | Some("https"), Some(h)) if !h.is_empty() => {}
+        _ => return Err(bad("needs http:// or https:// and a host")),
+    }
+    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() || trimmed.contains('#')
+    {
+        return Err(bad("must not have a path, query or fragment"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Checks a per-tool scope: `{connector}:{word}` with a word of a-z, 0-9, `_` and `-`.
+fn valid_tool_scope(
+    file: &str,
+    connector: &str,
+    tool: &str,
+    v: &Spanned<String>,
+) -> Result<String, ConfigError> {
+    let ok = v.value.split_once(':').is_some_and(|(c, w)| {
+        c == connector
+            && !w.is_empty()
+            && w.len() <= 40
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    });
+    if !ok {
+        return Err(ConfigError::at(
+            file,
+            v,
+            format!(
+                "scope {:?} of tool {tool:?} must be `{connector}:read`, `{connector}:write`, `{connector}:admin` or `{connector}:<word>` (a-z, 0-9, _ and -)",
+                v.value
+            ),
+        ));
+    }
+    Ok(v.value.clone())
 }
 
 /// A config that passed validation; what the gateway runs on.
@@ -143,6 +240,18 @@ pub struct ValidConfig {
     pub audit_policy: Option<std::path::PathBuf>,
     /// Connectors, in name order.
     pub connectors: Vec<Connector>,
+    /// TLS termination, when configured.
+    pub tls: Option<crate::transport::Tls>,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The base URL clients use, when configured (else `http://{listen}`), no trailing slash.
+    pub public_url: Option<String>,
+    /// The environment this gateway serves (AZ-4).
+    pub environment: Environment,
+    /// Policy files, shadow mode, confirmation.
+    pub policy: crate::policy::ValidPolicy,
+    /// The built-in authorization server.
+    pub auth: crate::auth::ValidAuth,
 }
 
 /// Names are used in URLs (`/mcp/{name}`), as tool prefixes (`{name}__tool`) and as URI schemes
@@ -226,6 +335,22 @@ pub(crate) fn validate(raw: Config, file: &str) -> Result<ValidConfig, ConfigErr
         }
         connectors.push(validate_connector(file, name, &c.value, timeout_ms)?);
     }
+    let environment = match &raw.environment {
+        Some(e) => Environment::parse(file, e, "environment")?,
+        None => Environment::Dev,
+    };
+    let auth = crate::auth::validate_auth(&raw.auth, file, environment)?;
+    for (c, raw_c) in connectors.iter_mut().zip(raw.connectors.values()) {
+        c.environment = match &raw_c.value.environment {
+            Some(e) => Environment::parse(file, e, "environment")?,
+            None => environment,
+        };
+    }
+    let public_url = raw
+        .public_url
+        .as_ref()
+        .map(|u| valid_public_url(file, u))
+        .transpose()?;
     Ok(ValidConfig {
         listen,
         data_dir: raw
@@ -240,6 +365,16 @@ pub(crate) fn validate(raw: Config, file: &str) -> Result<ValidConfig, ConfigErr
         audit_wait_for_commit: raw.audit.wait_for_commit.unwrap_or(true),
         audit_policy: raw.audit.policy.clone().map(Into::into),
         connectors,
+        tls: raw
+            .tls
+            .as_ref()
+            .map(|t| crate::transport::validate_tls(file, t))
+            .transpose()?,
+        trusted_proxies: crate::transport::validate_trusted_proxies(file, &raw.trusted_proxies)?,
+        public_url,
+        environment,
+        policy: crate::policy::validate_policy(&raw.policy, file)?,
+        auth,
     })
 }
 
@@ -347,11 +482,29 @@ fn validate_connector(
         Some(t) => bounded(file, t, "timeout_ms", 10, 3_600_000)?,
         None => default_timeout_ms,
     };
+    let mut tool_scopes = BTreeMap::new();
+    for (tool, scope) in &c.scopes {
+        tool_scopes.insert(tool.clone(), valid_tool_scope(file, name, tool, scope)?);
+    }
+    // AUTH-8: secrets are resolved now, so a missing one stops start-up with its name.
+    let credential = crate::credential::connector_credential(file, name, c, &kind)?;
     Ok(Connector {
         name: name.to_string(),
         kind,
         timeout: Duration::from_millis(timeout_ms),
         description: c.description.clone(),
+        credential,
+        tool_scopes,
+        environment: Environment::Dev,
+        policy: crate::policy::validate_connector_facts(
+            file,
+            name,
+            &c.kind,
+            c.owner.as_ref(),
+            c.classification.as_ref(),
+            c.sharing.as_ref(),
+            &c.tools,
+        )?,
     })
 }
 

@@ -7,17 +7,23 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use portcullis_core::{CorrelationId, Decision, Event, EventKind, Outcome};
+use portcullis_core::{
+    CorrelationId, Decision, Event, EventKind, Outcome, Principal, Secret, TokenRejection,
+};
+use portcullis_policy::{Action, ResourceItem, Verdict};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use crate::Inner;
+use crate::access;
+use crate::authorize;
+use crate::confirm;
 use crate::federation;
 use crate::jsonrpc::{
     self, Body as RpcBody, Id, Kind, Message, code, error_response, result_response,
@@ -42,11 +48,18 @@ pub struct RequestInfo {
     pub protocol_headers: Vec<(http::HeaderName, HeaderValue)>,
     pub source: Option<String>,
     pub started: Instant,
+    /// The caller, once its bearer token is verified (AUTH-4).
+    pub principal: Option<Arc<Principal>>,
+    /// The caller's bearer token: used only for token exchange at a connector's STS (RFC 8693),
+    /// never sent to a connector (AUTH-8).
+    pub bearer: Option<Secret>,
 }
 
 /// The answer to one client message.
 pub enum Reply {
     Json(StatusCode, Bytes),
+    /// A refusal with a `WWW-Authenticate` challenge (401, 403 or 503) and a JSON-RPC error.
+    Challenge(StatusCode, String, Bytes),
     Sse(mpsc::Receiver<Bytes>),
     Accepted,
 }
@@ -84,6 +97,64 @@ impl Inner {
             protocol_headers,
             source,
             started: Instant::now(),
+            principal: None,
+            bearer: None,
+        }
+    }
+
+    /// Identifies the caller of a request to `endpoint` (AUTH-4): without authentication
+    /// configured, nobody; otherwise the principal of a bearer token bound to exactly this
+    /// endpoint, or the challenge to answer with. A refusal is recorded as an auth event.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        endpoint: &Scope,
+        info: &mut RequestInfo,
+    ) -> Result<(), Reply> {
+        let Some(auth) = self.auth.get() else {
+            return Ok(());
+        };
+        let resource = auth.resource_url(endpoint);
+        let verified = match access::bearer_of(headers) {
+            Ok(None) => Err(TokenRejection::Missing),
+            Err(e) => Err(e),
+            Ok(Some(token)) => match auth.verifier.verify(token.expose(), &resource).await {
+                Ok(p) => match &p.environment {
+                    Some(env) if *env != auth.environment => Err(TokenRejection::WrongEnvironment),
+                    _ => {
+                        info.bearer = Some(token);
+                        Ok(p)
+                    }
+                },
+                Err(e) => Err(e),
+            },
+        };
+        match verified {
+            Ok(p) => {
+                info.principal = Some(Arc::new(p));
+                Ok(())
+            }
+            Err(rejection) => {
+                self.metrics.rejected.inc();
+                let challenge = access::Challenge::unauthorized(
+                    auth,
+                    endpoint,
+                    &rejection,
+                    &access::scope_hint(self, endpoint),
+                );
+                let connector = match endpoint {
+                    Scope::Connector(c) => Some(c.as_str()),
+                    Scope::Federated => None,
+                };
+                let mut ev = self.event(info, EventKind::Auth, connector, None);
+                ev.decision = Decision::Deny;
+                ev.reasons.push(challenge.reason.to_string());
+                ev.outcome = Outcome::HttpError {
+                    status: challenge.status.as_u16(),
+                };
+                self.finish_event(ev, info, 0);
+                Err(challenge_reply(challenge, &Id::null()))
+            }
         }
     }
 
@@ -98,6 +169,9 @@ impl Inner {
             protocol_headers: info.protocol_headers.clone(),
             timeout,
             initialize: false,
+            // AUTH-8: only for a token exchange at the connector's STS, never to the connector.
+            subject_token: info.bearer.clone(),
+            subject_expires_at: info.principal.as_ref().map(|p| p.expires_at),
         }
     }
 
@@ -113,6 +187,10 @@ impl Inner {
         e.session = info.session_id.clone();
         e.connector = connector.map(str::to_string);
         e.method = method.map(str::to_string);
+        if let Some(p) = &info.principal {
+            e.principal = Some(p.subject.clone());
+            e.client = Some(p.client_id.clone());
+        }
         e
     }
 
@@ -148,6 +226,20 @@ impl Inner {
             .map(|c| c.timeout)
             .unwrap_or(self.config.request_timeout)
     }
+}
+
+/// The answer carrying a challenge: its status, `WWW-Authenticate` and a JSON-RPC error.
+fn challenge_reply(c: access::Challenge, id: &Id) -> Reply {
+    let code = if c.status == StatusCode::FORBIDDEN {
+        code::FORBIDDEN
+    } else {
+        code::UNAUTHORIZED
+    };
+    Reply::Challenge(
+        c.status,
+        c.www_authenticate,
+        error_response(id, code, &c.message),
+    )
 }
 
 /// An HTTP error with a JSON-RPC error body (id null).
@@ -210,7 +302,11 @@ const FORWARDED_NOTIFICATIONS: &[&str] = &[
 // ---------------------------------------------------------------------------------------------
 // HTTP entry points
 
+/// The client's address: as the transport layer resolved it (trusted proxies), else the peer.
 fn source_of(ext: &http::Extensions) -> Option<String> {
+    if let Some(o) = ext.get::<crate::transport::ClientOrigin>() {
+        return Some(o.addr.to_string());
+    }
     ext.get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())
 }
@@ -236,15 +332,12 @@ pub(crate) async fn post_connector(
             None,
         );
     };
-    post(
-        inner,
-        Scope::Connector(connector),
-        Some(index),
-        info,
-        headers,
-        body,
-    )
-    .await
+    let scope = Scope::Connector(connector);
+    let mut info = info;
+    if let Err(reply) = inner.authenticate(&headers, &scope, &mut info).await {
+        return respond(&info, reply, None);
+    }
+    post(inner, scope, Some(index), info, headers, body).await
 }
 
 /// POST `/mcp`.
@@ -254,8 +347,35 @@ pub(crate) async fn post_federated(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    let info = inner.request_info(&headers, source_of(&parts.extensions));
+    let mut info = inner.request_info(&headers, source_of(&parts.extensions));
+    if let Err(reply) = inner
+        .authenticate(&headers, &Scope::Federated, &mut info)
+        .await
+    {
+        return respond(&info, reply, None);
+    }
     post(inner, Scope::Federated, None, info, headers, body).await
+}
+
+/// GET `/.well-known/oauth-protected-resource/mcp/{connector}` (RFC 9728, AUTH-3).
+pub(crate) async fn resource_metadata_connector(
+    State(inner): State<Arc<Inner>>,
+    Path(connector): Path<String>,
+) -> Response {
+    match inner.auth.get() {
+        Some(auth) if inner.connector_index(&connector).is_some() => {
+            access::resource_metadata(&inner, auth, &Scope::Connector(connector))
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// GET `/.well-known/oauth-protected-resource[/mcp]`: the federated endpoint's metadata.
+pub(crate) async fn resource_metadata_federated(State(inner): State<Arc<Inner>>) -> Response {
+    match inner.auth.get() {
+        Some(auth) => access::resource_metadata(&inner, auth, &Scope::Federated),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Every POST: content type, size and JSON-RPC shape are checked before any connector is
@@ -378,7 +498,7 @@ async fn post(
                     Ok(msg) => {
                         let (reply, _) = handle(&inner, &scope, index, &info, msg).await;
                         match reply {
-                            Reply::Json(_, b) => out.push(b),
+                            Reply::Json(_, b) | Reply::Challenge(_, _, b) => out.push(b),
                             Reply::Sse(mut rx) => {
                                 // In a batch the answers come back together as JSON; the last
                                 // message of the stream is the response.
@@ -451,6 +571,18 @@ fn respond(info: &RequestInfo, reply: Reply, new_session: Option<&str>) -> Respo
         Reply::Accepted => {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::ACCEPTED;
+            r
+        }
+        Reply::Challenge(status, challenge, body) => {
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
             r
         }
         Reply::Sse(rx) => sse_response(rx, None),
@@ -536,11 +668,14 @@ pub(crate) async fn get_stream(
     path: Option<Path<String>>,
     headers: HeaderMap,
 ) -> Response {
-    let info = inner.request_info(&headers, None);
+    let mut info = inner.request_info(&headers, None);
     let scope = match endpoint_scope(&inner, &headers, path.as_ref()) {
         Ok(s) => s,
         Err(reply) => return respond(&info, reply, None),
     };
+    if let Err(reply) = inner.authenticate(&headers, &scope, &mut info).await {
+        return respond(&info, reply, None);
+    }
     if !header_str(&headers, "accept")
         .unwrap_or("")
         .contains("text/event-stream")
@@ -574,11 +709,14 @@ pub(crate) async fn delete_session(
     path: Option<Path<String>>,
     headers: HeaderMap,
 ) -> Response {
-    let info = inner.request_info(&headers, None);
+    let mut info = inner.request_info(&headers, None);
     let scope = match endpoint_scope(&inner, &headers, path.as_ref()) {
         Ok(s) => s,
         Err(reply) => return respond(&info, reply, None),
     };
+    if let Err(reply) = inner.authenticate(&headers, &scope, &mut info).await {
+        return respond(&info, reply, None);
+    }
     let session = match session_for(&inner, &scope, &info).await {
         Ok(s) => s,
         Err(reply) => return respond(&info, reply, None),
@@ -626,10 +764,24 @@ async fn session_for(
             }
             s
         }
-        None => inner.rebuild_session(sid).await.ok_or_else(gone)?,
+        None => inner.rebuild_session(sid, info).await.ok_or_else(gone)?,
     };
-    if session.record.lock().scope != *scope {
+    let (same_scope, owner) = {
+        let r = session.record.lock();
+        (r.scope == *scope, r.owner.clone())
+    };
+    if !same_scope {
         return Err(gone());
+    }
+    // A session belongs to whoever opened it: a session id alone is no credential.
+    let caller = info.principal.as_deref().map(crate::session::owner_of);
+    if owner != caller {
+        inner.metrics.rejected.inc();
+        return Err(http_error(
+            StatusCode::FORBIDDEN,
+            code::FORBIDDEN,
+            "this session was opened by another user or client: initialize a session of your own",
+        ));
     }
     session.last_used.store(
         inner.started.elapsed().as_secs(),
@@ -784,9 +936,15 @@ async fn stateless(
                     .unwrap_or_else(|| STATELESS_REVISION.into()),
                 initialize: String::new(),
                 initialized: true,
+                owner: None,
             };
             let session = Arc::new(LiveSession::new(record, inner.connector_names.clone(), ups));
-            forward(inner, &session, i, id, msg.raw, info, ev).await
+            let target = ev.target.clone();
+            // No session to carry an elicitation: a confirmation goes to the approval queue.
+            gate_and_forward(
+                inner, &session, i, id, msg.raw, &method, target, info, ev, false,
+            )
+            .await
         }
     }
 }
@@ -840,7 +998,11 @@ async fn request(
                     &format!("method {method:?} is not an MCP method the gateway forwards"),
                 );
             }
-            forward(inner, session, i, id, msg.raw, info, ev).await
+            let target = ev.target.clone();
+            gate_and_forward(
+                inner, session, i, id, msg.raw, &method, target, info, ev, true,
+            )
+            .await
         }
         None => {
             if federation::list_shape(&method).is_some() {
@@ -859,13 +1021,15 @@ async fn request(
             };
             let (i, raw) = routed;
             ev.connector = Some(inner.connector_names[i].clone());
+
             ev.target = target_of(msg.params.as_deref()).map(|t| {
                 match t.split_once("__").or_else(|| t.split_once('+')) {
                     Some((_, rest)) => rest.to_string(),
                     None => t,
                 }
             });
-            forward(inner, session, i, id, raw, info, ev).await
+            let target = ev.target.clone();
+            gate_and_forward(inner, session, i, id, raw, &method, target, info, ev, true).await
         }
     }
 }
@@ -1014,7 +1178,7 @@ async fn forward(
             Ok(m) if is_final(&m.head, &id) => {
                 session.end(id.json());
                 ev.outcome = outcome_of(&m.head, method.as_deref());
-                let body = federated_result(session, i, method.as_deref(), m.bytes);
+                let body = shape_result(inner, session, i, method.as_deref(), info, m.bytes);
                 inner.finish_event(ev, info, body.len());
                 return Reply::Json(StatusCode::OK, body);
             }
@@ -1048,8 +1212,14 @@ async fn forward(
                             }
                             Ok(m) if is_final(&m.head, &id) => {
                                 ev.outcome = outcome_of(&m.head, method.as_deref());
-                                let body =
-                                    federated_result(&session, i, method.as_deref(), m.bytes);
+                                let body = shape_result(
+                                    &inner,
+                                    &session,
+                                    i,
+                                    method.as_deref(),
+                                    &info,
+                                    m.bytes,
+                                );
                                 sent += body.len();
                                 final_message = Some(body);
                                 break;
@@ -1077,6 +1247,597 @@ async fn forward(
                 return Reply::Sse(out);
             }
         }
+    }
+}
+
+/// What the client gets of a connector's final answer: a `tools/list` teaches the gateway each
+/// tool's scope and shows only the tools the caller may use (AZ-3, AUTH-5); on the federated
+/// endpoint, URIs in a `resources/read` result are namespaced like the listing.
+fn shape_result(
+    inner: &Inner,
+    session: &LiveSession,
+    i: usize,
+    method: Option<&str>,
+    info: &RequestInfo,
+    body: Bytes,
+) -> Bytes {
+    if method == Some("tools/list") {
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return body;
+        };
+        if let Some(tools) = v
+            .pointer_mut("/result/tools")
+            .and_then(|t| t.as_array_mut())
+        {
+            learn_and_filter_tools(inner, i, Some(info), tools);
+            return serde_json::to_vec(&v).map(Bytes::from).unwrap_or(body);
+        }
+        return body;
+    }
+    let listed = match method {
+        Some("resources/list") => Some("resources"),
+        Some("resources/templates/list") => Some("resourceTemplates"),
+        Some("prompts/list") => Some("prompts"),
+        _ => None,
+    };
+    if let Some(key) = listed
+        && inner.policy.get().is_some()
+        && info.principal.is_some()
+    {
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return body;
+        };
+        if let Some(items) = v
+            .get_mut("result")
+            .and_then(|r| r.get_mut(key))
+            .and_then(|t| t.as_array_mut())
+        {
+            filter_listed(inner, i, method.unwrap_or(""), info, items);
+            return serde_json::to_vec(&v).map(Bytes::from).unwrap_or(body);
+        }
+        return body;
+    }
+    federated_result(session, i, method, body)
+}
+
+/// Records the scope and policy facts of each listed tool of connector `i` and drops those the
+/// caller may not call: by scope (AUTH-5) and by policy (AZ-3). No caller (authentication off,
+/// or the gateway's own listing): nothing is dropped.
+pub(crate) fn learn_and_filter_tools(
+    inner: &Inner,
+    i: usize,
+    info: Option<&RequestInfo>,
+    tools: &mut Vec<serde_json::Value>,
+) {
+    let c = &inner.config.connectors[i];
+    let principal = info.and_then(|i| i.principal.as_deref());
+    tools.retain(|t| {
+        let Some((name, scope)) = access::tool_scope(&c.name, &c.tool_scopes, t) else {
+            return false;
+        };
+        authorize::remember_tool(inner, i, t);
+        let allowed = principal.is_none_or(|p| p.has_scope(&scope));
+        inner.tool_scopes.insert((i, name), scope);
+        allowed
+    });
+    if let (Some(policy), Some(p), Some(info)) = (inner.policy.get(), principal, info) {
+        let prepared = tools
+            .iter()
+            .map(|t| {
+                let name = t.get("name").and_then(|n| n.as_str()).unwrap_or("");
+                authorize::prepared_tool(inner, i, name)
+            })
+            .collect();
+        authorize::filter_usable(inner, policy, p, info.source.as_deref(), tools, prepared);
+    }
+}
+
+/// Drops the listed resources or prompts of connector `i` that policy does not let the caller
+/// use (AZ-3).
+pub(crate) fn filter_listed(
+    inner: &Inner,
+    i: usize,
+    method: &str,
+    info: &RequestInfo,
+    items: &mut Vec<serde_json::Value>,
+) {
+    let (Some(policy), Some(p)) = (inner.policy.get(), info.principal.as_deref()) else {
+        return;
+    };
+    let prepared = items
+        .iter()
+        .map(|item| {
+            let it = match method {
+                "prompts/list" => ResourceItem::Prompt {
+                    name: item.get("name")?.as_str()?.to_string(),
+                },
+                "resources/templates/list" => ResourceItem::Resource {
+                    uri: item.get("uriTemplate")?.as_str()?.to_string(),
+                    classification: None,
+                },
+                _ => ResourceItem::Resource {
+                    uri: item.get("uri")?.as_str()?.to_string(),
+                    classification: None,
+                },
+            };
+            authorize::prepare(inner, i, it)
+        })
+        .collect();
+    authorize::filter_usable(inner, policy, p, info.source.as_deref(), items, prepared);
+}
+
+/// Records a refused request (the challenge already chosen) and answers with it.
+fn refused(inner: &Inner, mut ev: Event, reply: Reply, info: &RequestInfo) -> Reply {
+    ev.decision = Decision::Deny;
+    if let Reply::Challenge(status, _, body) = &reply {
+        ev.reasons.push("insufficient_scope".into());
+        ev.outcome = Outcome::HttpError {
+            status: status.as_u16(),
+        };
+        inner.finish_event(ev, info, body.len());
+    } else {
+        inner.finish_event(ev, info, 0);
+    }
+    reply
+}
+
+/// The stages between resolving a call and forwarding it: its scope (AUTH-5), the policy
+/// (AZ-1) and, where the policy asks for it, a person's confirmation (HC-1, HC-2, HC-3).
+#[allow(clippy::too_many_arguments)]
+async fn gate_and_forward(
+    inner: &Arc<Inner>,
+    session: &Arc<LiveSession>,
+    i: usize,
+    id: Id,
+    raw: Bytes,
+    method: &str,
+    target: Option<String>,
+    info: &RequestInfo,
+    mut ev: Event,
+    can_elicit: bool,
+) -> Reply {
+    match check_scope(inner, session, i, &id, method, target.as_deref(), info).await {
+        Err(reply) => return refused(inner, ev, reply, info),
+        // Which scope a call needed, for least-privilege reviews (AZ-7).
+        Ok(Some(needed)) => ev.reasons.push(format!("scope:{needed}")),
+        Ok(None) => {}
+    }
+    let (Some(policy), Some(p)) = (inner.policy.get(), info.principal.clone()) else {
+        return forward(inner, session, i, id, raw, info, ev).await;
+    };
+    let name = target.clone().unwrap_or_default();
+    let connector = &inner.connector_names[i];
+    let (action, resource, what) = match method {
+        "tools/call" => {
+            let prepared = authorize::prepared_tool(inner, i, &name).or_else(|| {
+                // Not listed by the connector: described at its most dangerous.
+                let facts = portcullis_policy::ToolFacts {
+                    name: name.clone(),
+                    destructive: true,
+                    open_world: true,
+                    ..Default::default()
+                };
+                authorize::prepare(inner, i, ResourceItem::Tool(facts))
+            });
+            (
+                Action::CallTool,
+                prepared,
+                format!("the tool {name:?} of connector {connector:?}"),
+            )
+        }
+        "resources/read" | "resources/subscribe" => (
+            Action::ReadResource,
+            authorize::prepare(
+                inner,
+                i,
+                ResourceItem::Resource {
+                    uri: name.clone(),
+                    classification: None,
+                },
+            ),
+            format!("the resource {name:?} of connector {connector:?}"),
+        ),
+        "prompts/get" => (
+            Action::GetPrompt,
+            authorize::prepare(inner, i, ResourceItem::Prompt { name: name.clone() }),
+            format!("the prompt {name:?} of connector {connector:?}"),
+        ),
+        _ => return forward(inner, session, i, id, raw, info, ev).await,
+    };
+    let d = authorize::decide(
+        inner,
+        policy,
+        &p,
+        info.source.as_deref(),
+        action,
+        resource.clone(),
+        false,
+    );
+    ev.reasons.extend(authorize::event_reasons(&d));
+    match d.verdict {
+        Verdict::Allow => forward(inner, session, i, id, raw, info, ev).await,
+        Verdict::Deny => {
+            policy_refusal(inner, ev, &id, &authorize::refusal_message(&what, &d), info)
+        }
+        Verdict::Confirm => {
+            let pending = PendingConfirmation {
+                inner: inner.clone(),
+                session: session.clone(),
+                i,
+                id,
+                raw,
+                info: clone_info(info),
+                ev,
+                principal: p,
+                action,
+                resource,
+                what,
+            };
+            pending.run(can_elicit).await
+        }
+    }
+}
+
+/// A refusal by the policy or for want of a confirmation: recorded, answered as a JSON-RPC error.
+fn policy_refusal(
+    inner: &Inner,
+    mut ev: Event,
+    id: &Id,
+    message: &str,
+    info: &RequestInfo,
+) -> Reply {
+    ev.decision = Decision::Deny;
+    ev.outcome = Outcome::Error {
+        code: code::FORBIDDEN,
+        origin: "gateway".into(),
+    };
+    let body = error_response(id, code::FORBIDDEN, message);
+    inner.finish_event(ev, info, body.len());
+    Reply::Json(StatusCode::OK, body)
+}
+
+/// A call that policy lets through once a person confirms it (HC-1).
+struct PendingConfirmation {
+    inner: Arc<Inner>,
+    session: Arc<LiveSession>,
+    i: usize,
+    id: Id,
+    raw: Bytes,
+    info: RequestInfo,
+    ev: Event,
+    principal: Arc<Principal>,
+    action: Action,
+    resource: Option<portcullis_policy::PreparedResource>,
+    what: String,
+}
+
+impl PendingConfirmation {
+    /// Asks by elicitation when the client can answer one (HC-2), else parks the call in the
+    /// approval queue; forwards only after a confirmation of exactly this call.
+    async fn run(mut self, can_elicit: bool) -> Reply {
+        let Some(policy) = self.inner.policy.get().cloned() else {
+            let (inner, ev, id, info) = (self.inner.clone(), self.ev, self.id, self.info);
+            return policy_refusal(&inner, ev, &id, "no policy to confirm against", &info);
+        };
+        let connector = self.inner.connector_names[self.i].clone();
+        let args = serde_json::from_slice::<serde_json::Value>(&self.raw)
+            .ok()
+            .and_then(|v| v.pointer("/params/arguments").cloned())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let target = self.ev.target.clone().unwrap_or_default();
+        let hash = confirm::call_hash(&connector, &target, &args);
+        let description = confirm::describe_call(&connector, &target, &args);
+        self.ev.decision = Decision::Confirm;
+        if can_elicit && self.info.accept_sse && self.session.client_can_elicit() {
+            let (tx, out) = mpsc::channel(64);
+            tokio::spawn(async move {
+                let who = self
+                    .principal
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| self.principal.subject.clone());
+                let outcome = confirm::elicit(
+                    &self.session,
+                    &tx,
+                    &who,
+                    &description,
+                    policy.elicitation_timeout,
+                )
+                .await;
+                let inner = self.inner.clone();
+                let reply = self.finish(&policy, outcome, "elicitation").await;
+                pipe(&inner, reply, &tx).await;
+            });
+            return Reply::Sse(out);
+        }
+        let Some(queue) = policy.approvals.clone() else {
+            let m = format!(
+                "{} needs a person's confirmation, but this client cannot be asked (it did not declare elicitation) and no approval queue is configured",
+                self.what
+            );
+            self.ev.reasons.push("confirmation_unavailable".into());
+            return policy_refusal(&self.inner, self.ev, &self.id, &m, &self.info);
+        };
+        let parked = confirm::ParkedCall {
+            principal: &self.principal.subject,
+            client: &self.principal.client_id,
+            connector: &connector,
+            tool: &target,
+            call_hash: &hash,
+            summary: &description,
+            correlation_id: self.info.correlation.as_str(),
+        };
+        let approval = match queue.park(&parked).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.ev.reasons.push("confirmation_failed".into());
+                let m = format!(
+                    "{} needs an approval, which could not be requested: {e}",
+                    self.what
+                );
+                return policy_refusal(&self.inner, self.ev, &self.id, &m, &self.info);
+            }
+        };
+        self.ev.reasons.push(format!("approval:{approval}"));
+        tracing::info!(correlation_id = %self.info.correlation, "call parked for approval {approval}");
+        if let Some(hook) = &queue.webhook {
+            notify_webhook(
+                &self.inner,
+                hook.clone(),
+                &approval,
+                &self.principal,
+                &description,
+            );
+        }
+        if self.info.accept_sse {
+            let (tx, out) = mpsc::channel(64);
+            let notice = serde_json::json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/message",
+                "params": {
+                    "level": "notice",
+                    "logger": "portcullis",
+                    "data": format!("This call waits for an approver: approval {approval}. An approver runs `portcullis approvals approve {approval}` (or deny)."),
+                },
+            });
+            let _ = tx.try_send(Bytes::from(notice.to_string()));
+            tokio::spawn(async move {
+                let outcome = queue.wait(&approval, &hash).await;
+                let inner = self.inner.clone();
+                let reply = self.finish(&policy, outcome, "approval").await;
+                pipe(&inner, reply, &tx).await;
+            });
+            return Reply::Sse(out);
+        }
+        let outcome = queue.wait(&approval, &hash).await;
+        self.finish(&policy, outcome, "approval").await
+    }
+
+    /// After the person answered: forwards a confirmed call (decided again, confirmed), denies
+    /// anything else. Who confirmed is recorded with the call (HC-3).
+    async fn finish(
+        mut self,
+        policy: &authorize::GatewayPolicy,
+        outcome: confirm::Confirmation,
+        how: &str,
+    ) -> Reply {
+        use confirm::Confirmation;
+        let refuse = |mut ev: Event, reason: &str, m: String| {
+            ev.reasons.push(reason.to_string());
+            policy_refusal(&self.inner, ev, &self.id, &m, &self.info)
+        };
+        match outcome {
+            Confirmation::Confirmed { by } => {
+                let d = authorize::decide(
+                    &self.inner,
+                    policy,
+                    &self.principal,
+                    self.info.source.as_deref(),
+                    self.action,
+                    self.resource.clone(),
+                    true,
+                );
+                if d.verdict != Verdict::Allow {
+                    let m = authorize::refusal_message(&self.what, &d);
+                    return refuse(self.ev, "policy_after_confirmation", m);
+                }
+                self.ev.reasons.push(format!("confirmed_by:{by}"));
+                self.ev.reasons.push(format!("confirmed_via:{how}"));
+                let Self {
+                    inner,
+                    session,
+                    i,
+                    id,
+                    raw,
+                    info,
+                    ev,
+                    ..
+                } = self;
+                forward(&inner, &session, i, id, raw, &info, ev).await
+            }
+            Confirmation::Refused { detail } => {
+                let m = format!("{} was not confirmed: {detail}", self.what);
+                refuse(self.ev, "confirmation_refused", m)
+            }
+            Confirmation::TimedOut => {
+                let m = format!(
+                    "{} was not confirmed in time, so it is denied; ask again when someone can confirm it",
+                    self.what
+                );
+                refuse(self.ev, "confirmation_timeout", m)
+            }
+            Confirmation::Failed(e) => {
+                let m = format!(
+                    "{} could not be confirmed ({e}), so it is denied",
+                    self.what
+                );
+                refuse(self.ev, "confirmation_failed", m)
+            }
+        }
+    }
+}
+
+/// Sends what a reply holds down an SSE stream already open to the client.
+async fn pipe(inner: &Inner, reply: Reply, tx: &mpsc::Sender<Bytes>) {
+    match reply {
+        Reply::Json(_, body) | Reply::Challenge(_, _, body) => {
+            if inner.config.audit_wait_for_commit {
+                inner.sink.flush().await;
+            }
+            let _ = tx.send(body).await;
+        }
+        Reply::Sse(mut rx) => {
+            while let Some(m) = rx.recv().await {
+                if tx.send(m).await.is_err() {
+                    break;
+                }
+            }
+        }
+        Reply::Accepted => {}
+    }
+}
+
+/// Tells the approval webhook of a parked call (best effort; the queue is the record).
+fn notify_webhook(
+    inner: &Arc<Inner>,
+    hook: http::Uri,
+    approval: &str,
+    p: &Principal,
+    description: &str,
+) {
+    let body = serde_json::json!({
+        "type": "portcullis.approval.pending",
+        "approval": approval,
+        "principal": p.subject,
+        "client": p.client_id,
+        "summary": description,
+        "text": format!("Approval needed ({approval}): {} asks to {description}", p.subject),
+    });
+    let http = inner.http.clone();
+    tokio::spawn(async move {
+        let req = http::Request::post(hook)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body.to_string())));
+        let Ok(req) = req else { return };
+        match tokio::time::timeout(Duration::from_secs(10), http.request(req)).await {
+            Ok(Ok(r)) if r.status().is_success() => {}
+            Ok(Ok(r)) => tracing::warn!("approval webhook answered {}", r.status()),
+            Ok(Err(e)) => tracing::warn!("approval webhook failed: {e}"),
+            Err(_) => tracing::warn!("approval webhook did not answer within 10 s"),
+        }
+    });
+}
+
+/// Methods that read a connector's resources or prompts: they need `{connector}:read`.
+const READ_METHODS: &[&str] = &[
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+];
+
+/// AUTH-5: the scope this request needs, checked on every call, not only at session start;
+/// the scope it needed when the token has it.
+async fn check_scope(
+    inner: &Arc<Inner>,
+    session: &Arc<LiveSession>,
+    i: usize,
+    id: &Id,
+    method: &str,
+    target: Option<&str>,
+    info: &RequestInfo,
+) -> Result<Option<String>, Reply> {
+    let (Some(auth), Some(p)) = (inner.auth.get(), info.principal.as_deref()) else {
+        return Ok(None);
+    };
+    let c = &inner.connector_names[i];
+    let (needed, what) = if method == "tools/call" {
+        let tool = target.unwrap_or("");
+        (
+            required_tool_scope(inner, session, i, tool, info).await,
+            format!("the tool {tool:?} of connector {c:?}"),
+        )
+    } else if READ_METHODS.contains(&method) {
+        (format!("{c}:read"), format!("{method} on connector {c:?}"))
+    } else {
+        return Ok(None);
+    };
+    if p.has_scope(&needed) {
+        return Ok(Some(needed));
+    }
+    let endpoint = session.record.lock().scope.clone();
+    Err(challenge_reply(
+        access::Challenge::insufficient_scope(auth, &endpoint, p, &needed, &what),
+        id,
+    ))
+}
+
+/// The scope a tool needs: learned from listings; on a miss the gateway lists the connector's
+/// tools itself; a tool the connector does not list needs its admin scope (fail closed).
+async fn required_tool_scope(
+    inner: &Arc<Inner>,
+    session: &Arc<LiveSession>,
+    i: usize,
+    tool: &str,
+    info: &RequestInfo,
+) -> String {
+    let key = (i, tool.to_string());
+    if let Some(s) = inner.tool_scopes.get(&key) {
+        return s.clone();
+    }
+    if let Some(up) = session.upstream(i).cloned() {
+        let ctx = RequestCtx {
+            timeout: inner.timeout_of(i),
+            ..inner.ctx_pub(info)
+        };
+        let mut cursor: Option<serde_json::Value> = None;
+        for page in 0..100 {
+            let params = match &cursor {
+                Some(c) => serde_json::json!({ "cursor": c }),
+                None => serde_json::json!({}),
+            };
+            let rid = format!("portcullis:tools-{page}");
+            let req = serde_json::json!({"jsonrpc": "2.0", "id": rid, "method": "tools/list", "params": params});
+            let answer = async {
+                let mut rx = up
+                    .request(&format!("\"{rid}\""), Bytes::from(req.to_string()), &ctx)
+                    .await
+                    .ok()?;
+                loop {
+                    let m = tokio::time::timeout(ctx.timeout, rx.recv())
+                        .await
+                        .ok()??
+                        .ok()?;
+                    if m.head.kind == Kind::Response {
+                        return serde_json::from_slice::<serde_json::Value>(&m.bytes).ok();
+                    }
+                    session.deliver(session.to_client(i, m.bytes));
+                }
+            }
+            .await;
+            let Some(mut v) = answer else { break };
+            if let Some(tools) = v
+                .pointer_mut("/result/tools")
+                .and_then(|t| t.as_array_mut())
+            {
+                learn_and_filter_tools(inner, i, None, tools);
+            }
+            cursor = v
+                .pointer("/result/nextCursor")
+                .filter(|c| !c.is_null())
+                .cloned();
+            if cursor.is_none() || inner.tool_scopes.contains_key(&key) {
+                break;
+            }
+        }
+    }
+    match inner.tool_scopes.get(&key) {
+        Some(s) => s.clone(),
+        None => format!("{}:admin", inner.connector_names[i]),
     }
 }
 
@@ -1124,6 +1885,8 @@ fn clone_info(info: &RequestInfo) -> RequestInfo {
         protocol_headers: info.protocol_headers.clone(),
         source: info.source.clone(),
         started: info.started,
+        principal: info.principal.clone(),
+        bearer: info.bearer.clone(),
     }
 }
 
@@ -1264,6 +2027,14 @@ async fn client_response(
     let mut ev = inner.event(info, EventKind::ServerRequest, None, None);
     ev.request_bytes = msg.raw.len() as u64;
     let id = msg.id.clone().unwrap_or_else(Id::null);
+    // The answer to a request of the gateway's own (a confirmation, HC-2) stays here.
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&msg.raw)
+        && session.answer_gateway_request(id.json(), v)
+    {
+        ev.reasons.push("confirmation_answer".into());
+        inner.finish_event(ev, info, 0);
+        return Reply::Accepted;
+    }
     let Some((i, orig)) = session.take_server_request(id.json()) else {
         ev.decision = Decision::Deny;
         ev.reasons.push("unknown_response_id".into());

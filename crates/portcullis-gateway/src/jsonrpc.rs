@@ -27,6 +27,10 @@ pub mod code {
     pub const SESSION: i64 = -32004;
     /// A limit was exceeded (body size, batch size, sessions).
     pub const LIMIT: i64 = -32005;
+    /// The caller is not authenticated (HTTP 401 with a `WWW-Authenticate` challenge).
+    pub const UNAUTHORIZED: i64 = -32006;
+    /// The caller may not do this (HTTP 403: insufficient scope, or refused by policy).
+    pub const FORBIDDEN: i64 = -32007;
 }
 
 /// A JSON-RPC id, kept as the raw JSON text so it is returned byte for byte.

@@ -6,11 +6,15 @@
 //! resolves its connector, validates the protocol, forwards and records; authorization,
 //! inspection and confirmation stages plug in at [`handler`]'s request path.
 
+mod access;
+pub mod authorize;
+pub mod confirm;
 mod federation;
 mod handler;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod session;
+pub mod transport;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -33,7 +37,10 @@ use crate::upstream::http::{HttpClient, HttpUpstream, SharedHttpUpstream};
 use crate::upstream::lines::{Launch, LineUpstream};
 use crate::upstream::{RequestCtx, Upstream};
 
+pub use crate::access::{GatewayAuth, connector_scopes};
+pub use crate::authorize::GatewayPolicy;
 pub use crate::metrics::Metrics;
+pub use crate::transport::{ClientOrigin, ConnectionInfo, TransportPolicy};
 
 /// The receiving end of a session's inbox of server messages.
 type InboxReceiver = mpsc::Receiver<(usize, Bytes)>;
@@ -55,6 +62,22 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) started: Instant,
     pub(crate) extra_metrics: std::sync::OnceLock<ExtraMetrics>,
+    /// How callers are authenticated; unset means no authentication (`--no-auth`).
+    pub(crate) auth: std::sync::OnceLock<GatewayAuth>,
+    /// The scope each known tool needs (AUTH-5), by connector index and tool name, learned from
+    /// every `tools/list` that passes.
+    pub(crate) tool_scopes: dashmap::DashMap<(usize, String), String>,
+    /// The gateway's own credential per connector index (AUTH-8), shared by all sessions so
+    /// that fetched tokens are cached once.
+    pub(crate) credentials: Vec<Option<Arc<upstream::credentials::CredentialProvider>>>,
+    /// How calls are authorized (AZ-1); unset: no policy stage (`--no-auth`, nobody to decide
+    /// about).
+    pub(crate) policy: std::sync::OnceLock<GatewayPolicy>,
+    /// Each connector's policy facts, by index.
+    pub(crate) connector_facts: Vec<portcullis_policy::ConnectorFacts>,
+    /// Listed tools' Cedar entities, by connector index and tool name.
+    pub(crate) prepared_tools:
+        dashmap::DashMap<(usize, String), Arc<portcullis_policy::PreparedResource>>,
 }
 
 /// Renders more metrics (Prometheus text) for `/metrics`, from components beside the gateway.
@@ -75,6 +98,12 @@ impl Gateway {
     ) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let connector_names = Arc::new(config.connectors.iter().map(|c| c.name.clone()).collect());
+        let connector_facts = config
+            .connectors
+            .iter()
+            .map(authorize::connector_facts)
+            .collect();
+        let credentials = upstream::credentials::for_connectors(&config.connectors, clock.clone());
         let inner = Arc::new(Inner {
             config,
             connector_names,
@@ -86,6 +115,12 @@ impl Gateway {
             metrics: Metrics::default(),
             started: Instant::now(),
             extra_metrics: std::sync::OnceLock::new(),
+            auth: std::sync::OnceLock::new(),
+            tool_scopes: dashmap::DashMap::new(),
+            credentials,
+            policy: std::sync::OnceLock::new(),
+            connector_facts,
+            prepared_tools: dashmap::DashMap::new(),
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -105,9 +140,38 @@ impl Gateway {
         self
     }
 
-    /// The HTTP routes: MCP endpoints, `/healthz`, `/readyz`, `/metrics`.
+    /// Requires a valid bearer token on every MCP request (AUTH-4), checks scopes per tool
+    /// (AUTH-5) and serves protected resource metadata (AUTH-3). Call before [`Self::router`].
+    /// A gateway without it does not authenticate: that is the `--no-auth` development mode.
+    pub fn with_auth(self, auth: GatewayAuth) -> Self {
+        let _ = self.inner.auth.set(auth);
+        self
+    }
+
+    /// Decides every call by policy before it is forwarded and filters listings (AZ-1, AZ-3),
+    /// asking a person to confirm where policy says so (HC-1, HC-2). Applies to authenticated
+    /// callers: call after [`Self::with_auth`] and before [`Self::router`].
+    pub fn with_policy(self, policy: GatewayPolicy) -> Self {
+        let _ = self.inner.policy.set(policy);
+        self
+    }
+
+    /// The HTTP routes: MCP endpoints, protected resource metadata, `/healthz`, `/readyz`,
+    /// `/metrics`.
     pub fn router(&self) -> Router {
         Router::new()
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(handler::resource_metadata_federated),
+            )
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                get(handler::resource_metadata_federated),
+            )
+            .route(
+                "/.well-known/oauth-protected-resource/mcp/{connector}",
+                get(handler::resource_metadata_connector),
+            )
             .route(
                 "/mcp",
                 post(handler::post_federated)
@@ -239,7 +303,8 @@ impl Inner {
         let c = &self.config.connectors[index];
         match &c.kind {
             ConnectorKind::Http { url } => Arc::new(SharedHttpUpstream(Arc::new(
-                HttpUpstream::new(&c.name, index, url.clone(), self.http.clone(), inbox),
+                HttpUpstream::new(&c.name, index, url.clone(), self.http.clone(), inbox)
+                    .with_credentials(self.credentials[index].clone()),
             ))),
             ConnectorKind::Stdio {
                 command,
@@ -399,6 +464,10 @@ impl Inner {
         ev.source = info.source.clone();
         ev.request_bytes = msg.raw.len() as u64;
         ev.connector = index.map(|i| self.connector_names[i].clone());
+        if let Some(p) = &info.principal {
+            ev.principal = Some(p.subject.clone());
+            ev.client = Some(p.client_id.clone());
+        }
         let fail = |mut ev: portcullis_core::Event, c: i64, m: &str| {
             ev.outcome = portcullis_core::Outcome::Error {
                 code: c,
@@ -434,6 +503,8 @@ impl Inner {
             protocol_headers: Vec::new(),
             timeout: self.config.request_timeout,
             initialize: true,
+            subject_token: info.bearer.clone(),
+            subject_expires_at: info.principal.as_ref().map(|p| p.expires_at),
         };
         let answers = self
             .initialize_upstreams(&ups, &msg.raw, id.json(), &ctx)
@@ -524,6 +595,7 @@ impl Inner {
             protocol_version: version,
             initialize: String::from_utf8_lossy(&msg.raw).into_owned(),
             initialized: false,
+            owner: info.principal.as_deref().map(session::owner_of),
         };
         self.store.put(record.clone()).await;
         let session = Arc::new(LiveSession::new(record, self.connector_names.clone(), ups));
@@ -540,7 +612,11 @@ impl Inner {
     /// Rebuilds a session this replica does not hold from its record (another replica made it,
     /// or this one restarted): new upstream sessions, initialized with the client's own
     /// `initialize`.
-    pub(crate) async fn rebuild_session(self: &Arc<Self>, id: &str) -> Option<Arc<LiveSession>> {
+    pub(crate) async fn rebuild_session(
+        self: &Arc<Self>,
+        id: &str,
+        info: &RequestInfo,
+    ) -> Option<Arc<LiveSession>> {
         let record = self.store.get(id).await?;
         let (ups, inbox) = self.upstreams_for(&record.scope);
         // The client's own initialize, under a gateway id (the upstream answers to that id).
@@ -550,6 +626,8 @@ impl Inner {
         let ctx = RequestCtx {
             timeout: self.config.request_timeout,
             initialize: true,
+            subject_token: info.bearer.clone(),
+            subject_expires_at: info.principal.as_ref().map(|p| p.expires_at),
             ..Default::default()
         };
         let answers = self
@@ -620,6 +698,16 @@ impl Inner {
                     return Some(items);
                 };
                 if let Some(arr) = result.get_mut(key).and_then(|a| a.as_array_mut()) {
+                    // AZ-3: only what the caller may use is listed.
+                    if method == "tools/list" {
+                        handler::learn_and_filter_tools(self, i, Some(info), arr);
+                    } else if let Some(p) = info.principal.as_deref()
+                        && !p.has_scope(&format!("{}:read", self.connector_names[i]))
+                    {
+                        arr.clear();
+                    } else {
+                        handler::filter_listed(self, i, method, info, arr);
+                    }
                     federation::namespace_items(&self.connector_names[i], arr, field, is_uri);
                     items.append(arr);
                 }

@@ -40,6 +40,15 @@ pub struct SessionRecord {
     pub initialize: String,
     /// Whether the client sent `notifications/initialized`.
     pub initialized: bool,
+    /// Who opened the session (`subject` and client, see [`owner_of`]), when callers are
+    /// authenticated: only they may use it, so a leaked session id is no credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// The owner key of a session opened by `p`: the user and the client together.
+pub fn owner_of(p: &portcullis_core::Principal) -> String {
+    format!("{}\n{}", p.subject, p.client_id)
 }
 
 /// Where session records are kept.
@@ -128,6 +137,9 @@ pub struct LiveSession {
     /// Gateway id of a server request -> (connector index, the upstream's own id as JSON text).
     server_requests: Mutex<HashMap<String, (usize, Box<str>)>>,
     next_server_request: AtomicU64,
+    /// Requests the gateway itself sent the client (confirmation by elicitation, HC-2), by
+    /// gateway id, waiting for the client's answer.
+    gateway_requests: Mutex<HashMap<String, tokio::sync::oneshot::Sender<serde_json::Value>>>,
     /// Client request id (JSON text) -> connector index, while in flight (for cancellation).
     inflight: Mutex<HashMap<Box<str>, usize>>,
     /// Last use, seconds since the gateway started.
@@ -149,6 +161,7 @@ impl LiveSession {
             next_stream: AtomicU64::new(1),
             server_requests: Mutex::new(HashMap::new()),
             next_server_request: AtomicU64::new(1),
+            gateway_requests: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
             last_used: AtomicU64::new(0),
         }
@@ -301,6 +314,45 @@ impl LiveSession {
         self.server_requests.lock().remove(&gid)
     }
 
+    /// Registers a request of the gateway's own to the client: its id (a JSON string, never
+    /// one a connector's requests use) and where the client's answer will arrive.
+    pub fn ask_client(&self) -> (String, tokio::sync::oneshot::Receiver<serde_json::Value>) {
+        let n = self.next_server_request.fetch_add(1, Ordering::Relaxed);
+        let id = format!("portcullis:g{n}-{:016x}", rand::random::<u64>());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut pending = self.gateway_requests.lock();
+        // Bounded like the connectors' requests: a client that never answers cannot grow it.
+        if pending.len() as u64 >= MAX_PENDING_SERVER_REQUESTS {
+            pending.retain(|_, tx| !tx.is_closed());
+        }
+        pending.insert(id.clone(), tx);
+        (id, rx)
+    }
+
+    /// Delivers the client's answer (the whole JSON-RPC response) to a gateway request; false
+    /// when no such request is waiting.
+    pub fn answer_gateway_request(&self, id_json: &str, answer: serde_json::Value) -> bool {
+        let Ok(id) = serde_json::from_str::<String>(id_json) else {
+            return false;
+        };
+        match self.gateway_requests.lock().remove(&id) {
+            Some(tx) => tx.send(answer).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Whether the client declared it can answer elicitation requests in form mode.
+    pub fn client_can_elicit(&self) -> bool {
+        let init = self.record.lock().initialize.clone();
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&init) else {
+            return false;
+        };
+        match v.pointer("/params/capabilities/elicitation") {
+            Some(serde_json::Value::Object(m)) => m.is_empty() || m.contains_key("form"),
+            _ => false,
+        }
+    }
+
     /// Closes every upstream session.
     pub async fn close(&self) {
         let closes = self.upstreams.iter().flatten().map(|u| u.close());
@@ -319,6 +371,7 @@ mod tests {
             protocol_version: "2025-11-25".into(),
             initialize: String::new(),
             initialized: true,
+            owner: None,
         };
         LiveSession::new(
             record,

@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// payloads, memory-off connectors, live sinks.
     #[arg(long, env = "PORTCULLIS_AUDIT_POLICY")]
     pub audit_policy: Option<PathBuf>,
+    /// DEVELOPMENT ONLY: serve the MCP endpoints without OAuth, so that anyone who can reach
+    /// the port can call every tool. Refused when the config's environment is `prod`.
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 /// Runs `portcullis serve` until SIGINT or SIGTERM, then drains and flushes.
@@ -41,6 +45,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     if let Some(p) = args.audit_policy {
         config.audit_policy = Some(p);
+    }
+    if args.no_auth {
+        if config.environment == portcullis_config::Environment::Prod {
+            anyhow::bail!(
+                "--no-auth is refused: the config says `environment: prod`; production endpoints always require OAuth"
+            );
+        }
+        config.auth.enabled = false;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -64,6 +76,7 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
         portcullis_audit::AuditPolicy::from_yaml(&text, p)?.apply(&mut audit_config);
     }
     audit_config.validate()?;
+    let database = audit_config.database.clone();
     let audit = portcullis_audit::AuditLog::open(audit_config, clock.clone())
         .await
         .with_context(|| format!("cannot open the audit log in {}", config.data_dir.display()))?;
@@ -73,39 +86,90 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
         .await
         .with_context(|| format!("cannot listen on {}: is another program using it? Use --listen to pick another address", config.listen))?;
     let addr = listener.local_addr()?;
+    // TLS termination (issue 3): the certificate is loaded before anything is announced.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::TlsServer::load)
+        .transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let connectors: Vec<String> = config.connectors.iter().map(|c| c.name.clone()).collect();
     let audit_metrics = audit.metrics();
-    let gateway = portcullis_gateway::Gateway::new(config, audit.clone(), clock)
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let auth = if config.auth.enabled {
+        Some(
+            crate::serve_auth::start(
+                &config,
+                &database,
+                &public_url,
+                clock.clone(),
+                embedded,
+                audit.clone(),
+            )
+            .await?,
+        )
+    } else {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (--no-auth): anyone who can reach {addr} can call every tool; never use this outside development"
+        );
+        None
+    };
+    let trusted_proxies = config.trusted_proxies.clone();
+    let policy = if auth.is_some() {
+        Some(crate::serve_policy::start(&config, &database, clock.clone()).await?)
+    } else {
+        None
+    };
+    let mut gateway = portcullis_gateway::Gateway::new(config, audit.clone(), clock)
         .with_extra_metrics(Arc::new(move || audit_metrics.render_prometheus()));
-    let router = gateway.router();
+    if let Some(a) = &auth {
+        gateway = gateway.with_auth(a.gateway_auth.clone());
+    }
+    if let Some(p) = policy {
+        gateway = gateway.with_policy(p);
+    }
+    let mut router = gateway.router();
+    if let Some(a) = &auth {
+        router = router.merge(a.router.clone());
+    }
+    // Outside loopback the authorization server and the MCP endpoints refuse plain HTTP; a
+    // trusted proxy's forwarded headers say who the client is and whether it used https.
+    let router = portcullis_gateway::transport::TransportPolicy::new(trusted_proxies).apply(router);
 
     // The one line on stdout: tests and scripts read the bound address from it.
     let mut out = tokio::io::stdout();
-    out.write_all(format!("listening on http://{addr}\n").as_bytes())
+    out.write_all(format!("listening on {scheme}://{addr}\n").as_bytes())
         .await?;
     out.flush().await?;
-    tracing::info!("Portcullis listening on http://{addr}");
+    tracing::info!("Portcullis listening on {scheme}://{addr}");
     for c in &connectors {
-        tracing::info!("connector {c}: http://{addr}/mcp/{c}");
+        tracing::info!("connector {c}: {public_url}/mcp/{c}");
     }
-    tracing::info!("all connectors, federated: http://{addr}/mcp");
+    tracing::info!("all connectors, federated: {public_url}/mcp");
     if embedded {
         tracing::info!(
-            "embedded default: try `npx @modelcontextprotocol/inspector-cli --cli http://{addr}/mcp/crm --transport http --method tools/list`"
+            "embedded default: point an MCP client at {public_url}/mcp/crm: it is sent to the login page, where the demo user signs in"
         );
     }
 
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        // Small JSON-RPC answers must not wait for Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    if let Some(tls) = tls {
+        tls.serve(listener, router, shutdown_signal()).await?;
+    } else {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            // Small JSON-RPC answers must not wait for Nagle's algorithm.
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    }
     tracing::info!("stopped accepting; closing sessions and flushing the audit log");
     gateway.shutdown().await;
     audit.shutdown().await;

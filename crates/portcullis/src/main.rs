@@ -1,11 +1,18 @@
 //! `portcullis`: the one binary. Subcommands live in their own modules (`cmd_*.rs`), one job each.
 
+mod cmd_approvals;
 mod cmd_audit;
+mod cmd_auth;
 mod cmd_config;
 mod cmd_demo;
+mod cmd_permissions;
+mod cmd_policy;
 mod cmd_scan;
 mod cmd_serve;
 mod logging;
+mod serve_auth;
+mod serve_policy;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +38,20 @@ enum Command {
     Audit(cmd_audit::AuditArgs),
     /// Run the built-in demo connector (`crm`) alone, as an MCP server over stdio or HTTP.
     DemoServer(cmd_demo::DemoArgs),
+    /// Local users of the built-in authorization server: add, list, disable, enable.
+    Users(cmd_auth::UsersArgs),
+    /// Users' consents to OAuth clients: list, revoke.
+    Consents(cmd_auth::ConsentsArgs),
+    /// Registered OAuth clients: list, revoke.
+    Clients(cmd_auth::ClientsArgs),
+    /// Access tokens of the built-in authorization server: mint one for tests or break-glass.
+    Tokens(cmd_auth::TokensArgs),
+    /// Cedar policy: print the schema, check policy files, explain a decision, run policy tests.
+    Policy(cmd_policy::PolicyArgs),
+    /// Calls waiting for a person's confirmation: list, approve, deny.
+    Approvals(cmd_approvals::ApprovalsArgs),
+    /// Least-privilege review: granted scopes and tools that went unused.
+    Permissions(cmd_permissions::PermissionsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +62,13 @@ fn main() -> std::process::ExitCode {
         Command::Scan(args) => cmd_scan::run(args),
         Command::Audit(args) => cmd_audit::run(args),
         Command::DemoServer(args) => cmd_demo::run(args),
+        Command::Users(args) => cmd_auth::run_users(args),
+        Command::Consents(args) => cmd_auth::run_consents(args),
+        Command::Clients(args) => cmd_auth::run_clients(args),
+        Command::Tokens(args) => cmd_auth::run_tokens(args),
+        Command::Policy(args) => cmd_policy::run(args),
+        Command::Approvals(args) => cmd_approvals::run(args),
+        Command::Permissions(args) => cmd_permissions::run(args),
     };
     match result {
         Ok(code) => code,

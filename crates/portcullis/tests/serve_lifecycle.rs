@@ -22,8 +22,10 @@ impl Drop for Serve {
 }
 
 fn serve(args: &[&str], cwd: &Path) -> Serve {
+    // The lifecycle under test does not depend on OAuth, which e2e_oauth.rs covers.
     let mut child = Command::new(BIN)
         .arg("serve")
+        .arg("--no-auth")
         .args(args)
         .current_dir(cwd)
         .env("RUST_LOG", "warn")

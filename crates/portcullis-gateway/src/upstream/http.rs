@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use super::credentials::{Caller, CredentialHeaders, CredentialProvider};
 use super::lines::MAX_LINE_BYTES;
 use super::{Exchange, Inbox, RequestCtx, UpMsg, Upstream, UpstreamError};
 use crate::jsonrpc::{Kind, upstream_head};
@@ -53,7 +54,22 @@ pub struct HttpUpstream {
     protocol_version: Mutex<Option<HeaderValue>>,
     get_stream: Mutex<Option<tokio::task::JoinHandle<()>>>,
     closed: AtomicBool,
+    /// The gateway's own credential for this connector (AUTH-8), if it has one.
+    credentials: Option<Arc<CredentialProvider>>,
+    /// The caller's token of the last request, for requests that carry no context of their own
+    /// (the GET stream, DELETE) when the credential is a token exchange. One session has one
+    /// caller.
+    subject: Mutex<Option<(portcullis_core::Secret, Option<i64>)>>,
 }
+
+/// Headers a client request may carry that must never reach a connector (AUTH-8): its token,
+/// its cookies. The request builder copies only named protocol headers, and drops these even if
+/// they are named by mistake.
+const NEVER_FORWARDED: &[header::HeaderName] = &[
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+];
 
 impl HttpUpstream {
     /// A session with the connector at `url`.
@@ -74,6 +90,58 @@ impl HttpUpstream {
             protocol_version: Mutex::new(None),
             get_stream: Mutex::new(None),
             closed: AtomicBool::new(false),
+            credentials: None,
+            subject: Mutex::new(None),
+        }
+    }
+
+    /// Sends `provider`'s credential with every request to the connector (AUTH-8).
+    pub fn with_credentials(mut self, provider: Option<Arc<CredentialProvider>>) -> Self {
+        self.credentials = provider;
+        self
+    }
+
+    /// The credential headers for one request; remembers the caller for requests without one.
+    async fn credential_headers(
+        &self,
+        ctx: &RequestCtx,
+    ) -> Result<CredentialHeaders, UpstreamError> {
+        let Some(p) = &self.credentials else {
+            return Ok(Vec::new());
+        };
+        let remembered;
+        let caller = match &ctx.subject_token {
+            Some(t) => {
+                *self.subject.lock() = Some((t.clone(), ctx.subject_expires_at));
+                Caller {
+                    token: Some(t),
+                    expires_at: ctx.subject_expires_at,
+                }
+            }
+            None => {
+                remembered = self.subject.lock().clone();
+                Caller {
+                    token: remembered.as_ref().map(|(t, _)| t),
+                    expires_at: remembered.as_ref().and_then(|(_, e)| *e),
+                }
+            }
+        };
+        p.headers(caller).await
+    }
+
+    /// After the connector refused our credential: drop the cached token, so the next request
+    /// gets a new one.
+    fn credential_refused(&self, ctx: &RequestCtx) {
+        if let Some(p) = &self.credentials {
+            let remembered = self.subject.lock().clone();
+            let token = ctx
+                .subject_token
+                .as_ref()
+                .or(remembered.as_ref().map(|(t, _)| t));
+            p.invalidate(Caller {
+                token,
+                expires_at: None,
+            });
         }
     }
 
@@ -92,7 +160,13 @@ impl HttpUpstream {
         }
     }
 
-    fn build(&self, method: Method, body: Bytes, ctx: &RequestCtx) -> Request<Full<Bytes>> {
+    fn build(
+        &self,
+        method: Method,
+        body: Bytes,
+        ctx: &RequestCtx,
+        credential: &CredentialHeaders,
+    ) -> Request<Full<Bytes>> {
         let mut b = Request::builder()
             .method(method.clone())
             .uri(self.url.clone());
@@ -113,6 +187,12 @@ impl HttpUpstream {
             );
         }
         for (k, v) in &ctx.protocol_headers {
+            if !NEVER_FORWARDED.contains(k) {
+                h.insert(k.clone(), v.clone());
+            }
+        }
+        // AUTH-8: the only credential upstream is the gateway's own for this connector.
+        for (k, v) in credential {
             h.insert(k.clone(), v.clone());
         }
         if let Some(v) = self.protocol_version.lock().clone() {
@@ -143,8 +223,23 @@ impl HttpUpstream {
         body: Bytes,
         ctx: &RequestCtx,
     ) -> Result<http::Response<hyper::body::Incoming>, UpstreamError> {
-        let req = self.build(Method::POST, body, ctx);
-        let resp = match tokio::time::timeout(ctx.timeout, self.client.request(req)).await {
+        // One time limit for the whole request, a token fetch included.
+        let deadline = tokio::time::Instant::now() + ctx.timeout;
+        let credential = match tokio::time::timeout_at(deadline, self.credential_headers(ctx)).await
+        {
+            Ok(c) => c?,
+            Err(_) => {
+                return Err(UpstreamError::Credential {
+                    connector: self.connector.to_string(),
+                    detail: format!(
+                        "no token within the request's time limit of {} ms",
+                        ctx.timeout.as_millis()
+                    ),
+                });
+            }
+        };
+        let req = self.build(Method::POST, body, ctx, &credential);
+        let resp = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Err(_) => {
                 return Err(UpstreamError::Timeout {
                     connector: self.connector.to_string(),
@@ -154,6 +249,9 @@ impl HttpUpstream {
             Ok(Err(e)) => return Err(self.unavailable(describe_client_error(&e))),
             Ok(Ok(r)) => r,
         };
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            self.credential_refused(ctx);
+        }
         if resp.status() == StatusCode::NOT_FOUND && self.session_id.lock().is_some() {
             return Err(UpstreamError::SessionGone {
                 connector: self.connector.to_string(),
@@ -176,7 +274,16 @@ impl HttpUpstream {
                     timeout: Duration::from_secs(30),
                     ..Default::default()
                 };
-                let req = this.build(Method::GET, Bytes::new(), &ctx);
+                let credential = match this.credential_headers(&ctx).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(connector = %this.connector, "GET stream not opened: {e}");
+                        failures += 1;
+                        tokio::time::sleep(Duration::from_millis(100u64 << failures.min(6))).await;
+                        continue;
+                    }
+                };
+                let req = this.build(Method::GET, Bytes::new(), &ctx, &credential);
                 match this.client.request(req).await {
                     Ok(resp) if resp.status() == StatusCode::METHOD_NOT_ALLOWED => return,
                     Ok(resp) if resp.status().is_success() && is_sse(&resp) => {
@@ -402,7 +509,12 @@ impl Upstream for SharedHttpUpstream {
                     timeout: Duration::from_secs(5),
                     ..Default::default()
                 };
-                let req = this.build(Method::DELETE, Bytes::new(), &ctx);
+                // Without a credential the connector would refuse the DELETE anyway; its session
+                // then ends when it expires there.
+                let Ok(credential) = this.credential_headers(&ctx).await else {
+                    return;
+                };
+                let req = this.build(Method::DELETE, Bytes::new(), &ctx, &credential);
                 let _ =
                     tokio::time::timeout(Duration::from_secs(5), this.client.request(req)).await;
             }

@@ -2,6 +2,7 @@
 //! Streamable HTTP ([`http`]), or newline-delimited JSON-RPC with a supervised child process or
 //! the in-process demo ([`lines`]).
 
+pub mod credentials;
 pub mod http;
 pub mod lines;
 
@@ -46,6 +47,16 @@ pub enum UpstreamError {
         /// Connector name.
         connector: String,
     },
+    /// The gateway could not obtain its own credential for the connector (AUTH-8): a secret
+    /// unreadable, a token endpoint down or refusing, no caller token to exchange. The
+    /// connector is not called without it (fail closed).
+    #[error("could not obtain a credential for connector '{connector}': {detail}")]
+    Credential {
+        /// Connector name.
+        connector: String,
+        /// What went wrong and what to fix.
+        detail: String,
+    },
 }
 
 impl UpstreamError {
@@ -53,7 +64,9 @@ impl UpstreamError {
     pub fn code(&self) -> i64 {
         use crate::jsonrpc::code;
         match self {
-            UpstreamError::Unavailable { .. } => code::UPSTREAM_UNAVAILABLE,
+            UpstreamError::Unavailable { .. } | UpstreamError::Credential { .. } => {
+                code::UPSTREAM_UNAVAILABLE
+            }
             UpstreamError::Timeout { .. } => code::UPSTREAM_TIMEOUT,
             UpstreamError::Protocol { .. } => code::UPSTREAM_PROTOCOL,
             UpstreamError::SessionGone { .. } => code::SESSION,
@@ -83,6 +96,13 @@ pub struct RequestCtx {
     pub timeout: Duration,
     /// This request is the client's `initialize` (the upstream learns its session from the answer).
     pub initialize: bool,
+    /// The caller's verified access token, for connectors whose credential is a token exchange
+    /// (RFC 8693, AUTH-8): it goes to the connector's token service only, never to the
+    /// connector. None: token exchange fails closed.
+    pub subject_token: Option<portcullis_core::Secret>,
+    /// When `subject_token` expires (seconds since the Unix epoch, the principal's
+    /// `expires_at`); bounds how long an exchanged token is cached.
+    pub subject_expires_at: Option<i64>,
 }
 
 /// The messages an upstream sends in answer to one request: any related server messages

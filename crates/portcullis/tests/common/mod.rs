@@ -207,11 +207,25 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The gateway without OAuth (`--no-auth`): for the tests of the protocol relay, which
+    /// exercise MCP features rather than authentication (those are in e2e_oauth.rs).
     pub fn start(config_yaml: &str) -> Gateway {
+        Self::start_with(config_yaml, false, |_| {})
+    }
+
+    /// The gateway with OAuth on (the default of `serve`); `prepare` runs on the data directory
+    /// before start-up (to add users with the CLI, say).
+    pub fn start_authenticated(config_yaml: &str, prepare: impl FnOnce(&Path)) -> Gateway {
+        Self::start_with(config_yaml, true, prepare)
+    }
+
+    fn start_with(config_yaml: &str, auth: bool, prepare: impl FnOnce(&Path)) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir for the gateway");
         let config = dir.path().join("portcullis.yaml");
         std::fs::write(&config, config_yaml).expect("write the gateway config");
         let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("create the data dir");
+        prepare(&data);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
         cmd.arg("serve")
             .arg("--config")
@@ -221,6 +235,9 @@ impl Gateway {
             .arg("--data-dir")
             .arg(&data)
             .env("RUST_LOG", "info");
+        if !auth {
+            cmd.arg("--no-auth");
+        }
         let proc = Proc::spawn_listening("portcullis serve", cmd);
         let g = Gateway { proc, dir };
         g.wait_healthy();

@@ -1,0 +1,597 @@
+//! The engine against the baseline and against policies written for each test (AZ-1 to AZ-6,
+//! HC-1).
+
+use portcullis_policy::*;
+
+fn crm() -> ConnectorFacts {
+    ConnectorFacts {
+        classification: Classification::Confidential,
+        ..ConnectorFacts::new("crm", "alice")
+    }
+}
+
+fn tool(name: &str, read_only: bool, destructive: bool, bulk: bool) -> ToolFacts {
+    ToolFacts {
+        read_only,
+        destructive,
+        bulk,
+        ..ToolFacts::named(name)
+    }
+}
+
+fn prepared(c: ConnectorFacts, t: ToolFacts) -> PreparedResource {
+    PreparedResource::new(ResourceFacts::tool(c, t)).unwrap()
+}
+
+fn ctx(scopes: &[&str]) -> ContextFacts {
+    ContextFacts {
+        scopes: expand_scopes(&scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        source_ip: "10.1.2.3".parse().unwrap(),
+        time: TimeFacts::at(chrono::DateTime::from_timestamp(1_767_614_400, 0).unwrap()),
+        risk: 0,
+        confirmed: false,
+        token_environment: Environment::Prod,
+    }
+}
+
+fn call(
+    principal: PrincipalFacts,
+    resource: PreparedResource,
+    context: ContextFacts,
+) -> AuthzRequest {
+    AuthzRequest {
+        principal,
+        action: Action::CallTool,
+        resource,
+        context,
+    }
+}
+
+fn engine() -> PolicyEngine {
+    PolicyEngine::baseline().with_request_validation(true)
+}
+
+fn ids(d: &AuthzDecision) -> Vec<&str> {
+    d.reasons.iter().map(|r| r.policy.as_str()).collect()
+}
+
+// HC-1: the confirmation obligation.
+#[test]
+fn destructive_tool_needs_confirmation_then_is_allowed() {
+    let e = engine();
+    let del = prepared(crm(), tool("delete_customer", false, true, false));
+    let bob = PrincipalFacts::user("bob", &["end_user"]);
+    let d = e.authorize(&call(bob.clone(), del.clone(), ctx(&["crm:admin"])));
+    assert_eq!(d.verdict, Verdict::Confirm, "{d:?}");
+    assert_eq!(ids(&d), ["confirm-destructive"]);
+    assert!(d.errors.is_empty());
+
+    let mut confirmed = ctx(&["crm:admin"]);
+    confirmed.confirmed = true;
+    let d = e.authorize(&call(bob, del, confirmed));
+    assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
+    assert_eq!(ids(&d), ["use-connectors"]);
+}
+
+#[test]
+fn confirmation_cannot_lift_another_forbid() {
+    let e = engine();
+    let del = prepared(crm(), tool("delete_customer", false, true, false));
+    let bob = PrincipalFacts::user("bob", &["end_user"]);
+    // Destructive and the scope is missing: confirming would not help, so deny, naming the scope.
+    let d = e.authorize(&call(bob.clone(), del.clone(), ctx(&["crm:write"])));
+    assert_eq!(d.verdict, Verdict::Deny, "{d:?}");
+    assert!(ids(&d).contains(&"missing-scope"), "{d:?}");
+    // Destructive, but no role grants it: confirming would not help either.
+    let auditor = PrincipalFacts::user("carol", &["auditor"]);
+    let d = e.authorize(&call(auditor, del, ctx(&["crm:admin"])));
+    assert_eq!(d.verdict, Verdict::Deny, "{d:?}");
+    assert_eq!(ids(&d), [DEFAULT_DENY]);
+}
+
+#[test]
+fn risk_asks_a_human_then_blocks() {
+    let e = engine();
+    let search = prepared(crm(), tool("search_customers", true, false, false));
+    let bob = PrincipalFacts::user("bob", &["end_user"]);
+    let mut c = ctx(&["crm:read"]);
+    c.risk = 60;
+    let d = e.authorize(&call(bob.clone(), search.clone(), c.clone()));
+    assert_eq!(
+        (d.verdict, ids(&d)),
+        (Verdict::Confirm, vec!["confirm-risky"])
+    );
+    c.risk = 95;
+    let d = e.authorize(&call(bob, search, c));
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert!(ids(&d).contains(&"risk-block"), "{d:?}");
+}
+
+// AZ-4, both ways.
+#[test]
+fn environments_are_kept_apart_both_ways() {
+    let e = engine();
+    let bob = PrincipalFacts::user("bob", &["end_user"]);
+    let dev = ConnectorFacts {
+        environment: Environment::Dev,
+        ..crm()
+    };
+    let t = tool("search_customers", true, false, false);
+    let prod_token = ctx(&["crm:read"]);
+    let d = e.authorize(&call(
+        bob.clone(),
+        prepared(dev.clone(), t.clone()),
+        prod_token.clone(),
+    ));
+    assert_eq!(
+        (d.verdict, ids(&d)),
+        (Verdict::Deny, vec!["environment-mismatch"])
+    );
+    let mut dev_token = ctx(&["crm:read"]);
+    dev_token.token_environment = Environment::Dev;
+    let d = e.authorize(&call(
+        bob.clone(),
+        prepared(crm(), t.clone()),
+        dev_token.clone(),
+    ));
+    assert_eq!(
+        (d.verdict, ids(&d)),
+        (Verdict::Deny, vec!["environment-mismatch"])
+    );
+    // Same environment: allowed.
+    let d = e.authorize(&call(bob, prepared(dev, t), dev_token));
+    assert_eq!(d.verdict, Verdict::Allow);
+}
+
+// AZ-5.
+#[test]
+fn sharing_modes() {
+    let e = engine();
+    let t = tool("search_customers", true, false, false);
+    let with = |mode: SharingMode, users: &[&str], groups: &[&str]| ConnectorFacts {
+        sharing: Sharing {
+            mode,
+            users: users.iter().map(|s| s.to_string()).collect(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+        },
+        ..crm()
+    };
+    let alice = PrincipalFacts::user("alice", &["end_user"]);
+    let bob = PrincipalFacts::user("bob", &["end_user"]);
+    let mut sales_dan = PrincipalFacts::user("dan", &["end_user"]);
+    sales_dan.groups = vec!["sales".into()];
+    let guest = PrincipalFacts {
+        member: false,
+        ..PrincipalFacts::user("guest", &["end_user"])
+    };
+    let verdict = |p: &PrincipalFacts, c: ConnectorFacts| {
+        e.authorize(&call(p.clone(), prepared(c, t.clone()), ctx(&["crm:read"])))
+            .verdict
+    };
+    use Verdict::{Allow, Deny};
+    // owner: the owner only.
+    let owner = with(SharingMode::Owner, &[], &[]);
+    assert_eq!(
+        [verdict(&alice, owner.clone()), verdict(&bob, owner)],
+        [Allow, Deny]
+    );
+    // users: owner, named users, named groups.
+    let users = with(SharingMode::Users, &["bob"], &["sales"]);
+    assert_eq!(
+        [
+            verdict(&alice, users.clone()),
+            verdict(&bob, users.clone()),
+            verdict(&sales_dan, users.clone()),
+            verdict(&guest, users)
+        ],
+        [Allow, Allow, Allow, Deny]
+    );
+    // organization (the default): members, not guests.
+    let org = crm();
+    assert_eq!(org.sharing.mode, SharingMode::Organization);
+    assert_eq!(
+        [verdict(&bob, org.clone()), verdict(&guest, org)],
+        [Allow, Deny]
+    );
+    // link: anyone, guests included.
+    let link = with(SharingMode::Link, &[], &[]);
+    assert_eq!(verdict(&guest, link), Allow);
+    let d = e.authorize(&call(
+        bob.clone(),
+        prepared(with(SharingMode::Owner, &[], &[]), t.clone()),
+        ctx(&["crm:read"]),
+    ));
+    assert_eq!(ids(&d), ["not-shared"]);
+}
+
+#[test]
+fn bulk_export_only_for_data_stewards() {
+    let e = engine();
+    let export = prepared(crm(), tool("export_customers", true, false, true));
+    for roles in [
+        &["end_user"][..],
+        &["security_admin"],
+        &["auditor"],
+        &["developer"],
+        &["approver"],
+    ] {
+        let d = e.authorize(&call(
+            PrincipalFacts::user("bob", roles),
+            export.clone(),
+            ctx(&["crm:read"]),
+        ));
+        assert_eq!(d.verdict, Verdict::Deny, "{roles:?}: {d:?}");
+    }
+    let d = e.authorize(&call(
+        PrincipalFacts::user("dora", &["end_user", "data_steward"]),
+        export,
+        ctx(&["crm:read"]),
+    ));
+    assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
+}
+
+#[test]
+fn reasons_carry_source_line_and_text() {
+    let e = engine();
+    let del = prepared(crm(), tool("delete_customer", false, true, false));
+    let d = e.authorize(&call(
+        PrincipalFacts::user("bob", &["end_user"]),
+        del,
+        ctx(&["crm:admin"]),
+    ));
+    let r = &d.reasons[0];
+    assert_eq!(r.source, BASELINE_NAME);
+    assert_eq!(r.obligation.as_deref(), Some("confirm"));
+    let line = BASELINE_TEXT.lines().nth(r.line - 1).unwrap();
+    assert!(
+        line.contains("@id(\"confirm-destructive\")"),
+        "line {}: {line}",
+        r.line
+    );
+    assert!(
+        e.policy_text("confirm-destructive")
+            .unwrap()
+            .contains("resource.destructive")
+    );
+    assert!(r.to_string().contains("a human must confirm"), "{r}");
+}
+
+// AZ-6: a bad file stops the load with file, line and column.
+#[test]
+fn syntax_error_names_file_line_and_column() {
+    let text = "@id(\"ok\")\npermit (principal, action, resource);\n\n@id(\"bad\")\npermit (principal, action, resource) when { principal.name == };\n";
+    let err = PolicyEngine::load(&[
+        PolicySource::baseline(),
+        PolicySource::new("extra.cedar", text),
+    ])
+    .unwrap_err();
+    let d = &err.diagnostics()[0];
+    assert_eq!((d.source.as_str(), d.line), ("extra.cedar", 5), "{err}");
+    assert!(d.column > 40, "{err}");
+    assert!(err.to_string().contains("extra.cedar:5:"), "{err}");
+}
+
+#[test]
+fn schema_invalid_policy_is_refused_at_load() {
+    let text = "@id(\"ok\")\npermit (principal, action, resource);\n@id(\"typo\")\npermit (principal, action == Portcullis::Action::\"call_tool\", resource)\n  when { resource.destructiv };\n";
+    let err = PolicyEngine::load(&[PolicySource::new("p.cedar", text)]).unwrap_err();
+    let d = &err.diagnostics()[0];
+    assert_eq!(d.policy.as_deref(), Some("typo"), "{err}");
+    assert_eq!((d.source.as_str(), d.line), ("p.cedar", 5), "{err}");
+    assert!(d.message.contains("destructiv"), "{err}");
+    // An unknown entity type and an unknown action are refused too.
+    for bad in [
+        "permit (principal == Portcullis::Admin::\"x\", action, resource);",
+        "permit (principal, action == Portcullis::Action::\"delete\", resource);",
+    ] {
+        assert!(
+            PolicyEngine::load(&[PolicySource::new("q.cedar", bad)]).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_ids_unknown_obligations_and_templates_are_refused() {
+    let dup = "@id(\"use-connectors\")\npermit (principal, action, resource);";
+    let err = PolicyEngine::load(&[PolicySource::baseline(), PolicySource::new("d.cedar", dup)])
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("duplicate policy id `use-connectors`"),
+        "{err}"
+    );
+    let obl = "@id(\"x\") @obligation(\"notify\") forbid (principal, action, resource);";
+    let err = PolicyEngine::load(&[PolicySource::new("o.cedar", obl)]).unwrap_err();
+    assert!(
+        err.to_string().contains("unknown obligation `notify`"),
+        "{err}"
+    );
+    let obl = "@id(\"x\") @obligation(\"confirm\") permit (principal, action, resource);";
+    assert!(PolicyEngine::load(&[PolicySource::new("o.cedar", obl)]).is_err());
+    let tpl = "permit (principal == ?principal, action, resource);";
+    let err = PolicyEngine::load(&[PolicySource::new("t.cedar", tpl)]).unwrap_err();
+    assert!(err.to_string().contains("templates"), "{err}");
+}
+
+// Fail closed: a policy that errors at run time makes the decision a deny.
+#[test]
+fn evaluation_error_denies() {
+    // Validates (Long arithmetic is well typed) but overflows at run time.
+    let text = "@id(\"allow-all\") permit (principal, action, resource);\n\
+                @id(\"overflow\") permit (principal, action, resource) when { context.time.unix * 9223372036854775807 > 0 };";
+    let e = PolicyEngine::load(&[PolicySource::new("e.cedar", text)]).unwrap();
+    let t = prepared(crm(), tool("search_customers", true, false, false));
+    let d = e.authorize(&call(
+        PrincipalFacts::user("bob", &[]),
+        t,
+        ctx(&["crm:read"]),
+    ));
+    assert_eq!(d.verdict, Verdict::Deny, "{d:?}");
+    assert!(d.errors.iter().any(|e| e.contains("overflow")), "{d:?}");
+}
+
+#[test]
+fn bad_facts_deny_with_the_field_named() {
+    let e = engine();
+    let t = prepared(crm(), tool("search_customers", true, false, false));
+    let d = e.authorize(&call(
+        PrincipalFacts::user("", &["end_user"]),
+        t.clone(),
+        ctx(&["crm:read"]),
+    ));
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert!(d.errors[0].contains("principal.subject"), "{d:?}");
+    let mut c = ctx(&["crm:read"]);
+    c.risk = 101;
+    let d = e.authorize(&call(
+        PrincipalFacts::user("bob", &["end_user"]),
+        t.clone(),
+        c,
+    ));
+    assert!(d.errors[0].contains("context.risk"), "{d:?}");
+    // An action on the wrong kind of resource.
+    let d = e.authorize(&AuthzRequest {
+        action: Action::ReadResource,
+        ..call(
+            PrincipalFacts::user("bob", &["end_user"]),
+            t,
+            ctx(&["crm:read"]),
+        )
+    });
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert!(d.errors[0].contains("applies to a Resource"), "{d:?}");
+    let err = PreparedResource::new(ResourceFacts::tool(
+        ConnectorFacts::new("a/b", "x"),
+        ToolFacts::named("t"),
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("connector.name"), "{err}");
+}
+
+// AZ-6: the shadow set is reported and logged, never enforced.
+#[test]
+fn shadow_reports_without_enforcing() {
+    let shadow = "@id(\"no-deletes\") @reason(\"deletes are frozen\")\n\
+                  forbid (principal, action == Portcullis::Action::\"call_tool\", resource) when { resource.destructive };\n\
+                  @id(\"all\") permit (principal, action, resource);";
+    let e = engine()
+        .with_shadow(&[PolicySource::new("new.cedar", shadow)])
+        .unwrap();
+    let del = prepared(crm(), tool("delete_customer", false, true, false));
+    let mut c = ctx(&["crm:admin"]);
+    c.confirmed = true;
+    let d = e.authorize(&call(PrincipalFacts::user("bob", &["end_user"]), del, c));
+    assert_eq!(d.verdict, Verdict::Allow);
+    let s = d.shadow.unwrap();
+    assert_eq!(s.verdict, Verdict::Deny);
+    assert_eq!(s.reasons[0].policy, "no-deletes");
+    assert_eq!(s.reasons[0].source, "new.cedar");
+    // A bad shadow set is refused like any other.
+    assert!(
+        engine()
+            .with_shadow(&[PolicySource::new("bad.cedar", "permit (")])
+            .is_err()
+    );
+}
+
+// AZ-3: listings show what may be used.
+#[test]
+fn listing_shows_only_usable_items() {
+    let e = engine();
+    let items = vec![
+        prepared(crm(), tool("search_customers", true, false, false)),
+        prepared(crm(), tool("delete_customer", false, true, false)),
+        prepared(crm(), tool("export_customers", true, false, true)),
+        prepared(crm(), tool("update_note", false, false, false)),
+    ];
+    let auditor = PrincipalFacts::user("carol", &["auditor"]);
+    assert_eq!(
+        e.usable(&auditor, &ctx(&["crm:admin"]), &items),
+        [true, false, false, false]
+    );
+    let bob = PrincipalFacts::user("bob", &["end_user"]);
+    assert_eq!(
+        e.usable(&bob, &ctx(&["crm:admin"]), &items),
+        [true, true, false, true]
+    );
+    assert_eq!(
+        e.usable(&bob, &ctx(&["crm:read"]), &items),
+        [true, false, false, false]
+    );
+}
+
+#[test]
+fn resources_prompts_and_listing_actions() {
+    let e = engine();
+    let res = PreparedResource::new(ResourceFacts {
+        connector: crm(),
+        item: ResourceItem::Resource {
+            uri: "crm://schema".into(),
+            classification: None,
+        },
+    })
+    .unwrap();
+    let prompt = PreparedResource::new(ResourceFacts {
+        connector: crm(),
+        item: ResourceItem::Prompt {
+            name: "summarize".into(),
+        },
+    })
+    .unwrap();
+    let conn = PreparedResource::new(ResourceFacts::connector(crm())).unwrap();
+    let cases = [
+        (Action::ReadResource, res, "auditor", Verdict::Allow),
+        (
+            Action::GetPrompt,
+            prompt.clone(),
+            "end_user",
+            Verdict::Allow,
+        ),
+        (Action::GetPrompt, prompt, "it_admin", Verdict::Deny),
+        (Action::List, conn.clone(), "it_admin", Verdict::Allow),
+        (Action::List, conn, "nobody", Verdict::Deny),
+    ];
+    for (action, resource, role, want) in cases {
+        let d = e.authorize(&AuthzRequest {
+            principal: PrincipalFacts::user("bob", &[role]),
+            action,
+            resource,
+            context: ctx(&["crm:read"]),
+        });
+        assert_eq!(d.verdict, want, "{action} as {role}: {d:?}");
+    }
+}
+
+// The index is an optimisation only: with and without it, the same decisions.
+#[test]
+fn index_and_full_set_agree() {
+    let extra = "@id(\"bob-no-search\") forbid (principal == Portcullis::User::\"bob\", action, resource == Portcullis::Tool::\"crm/search_customers\");\n\
+                 @id(\"sales-wiki\") permit (principal in Portcullis::Group::\"sales\", action, resource in Portcullis::Connector::\"wiki\");";
+    let sources = [
+        PolicySource::baseline(),
+        PolicySource::new("x.cedar", extra),
+    ];
+    let a = PolicyEngine::load(&sources).unwrap();
+    let b = PolicyEngine::load(&sources).unwrap().without_index();
+    let wiki = ConnectorFacts::new("wiki", "erin");
+    let resources = [
+        prepared(crm(), tool("search_customers", true, false, false)),
+        prepared(crm(), tool("get_customer", true, false, false)),
+        prepared(wiki.clone(), tool("search", true, false, false)),
+        prepared(wiki, tool("edit", false, false, false)),
+    ];
+    let mut sales = PrincipalFacts::user("dan", &[]);
+    sales.groups = vec!["sales".into()];
+    for p in [
+        PrincipalFacts::user("bob", &["end_user"]),
+        sales,
+        PrincipalFacts::user("eve", &[]),
+    ] {
+        for r in &resources {
+            for scopes in [&["crm:write", "wiki:write"][..], &["crm:read"]] {
+                let req = call(p.clone(), r.clone(), ctx(scopes));
+                let (x, y) = (a.authorize(&req), b.authorize(&req));
+                assert_eq!(x, y, "{req:?}");
+            }
+        }
+    }
+    let bob = PrincipalFacts::user("bob", &["end_user"]);
+    assert_eq!(
+        a.authorize(&call(bob, resources[0].clone(), ctx(&["crm:read"])))
+            .verdict,
+        Verdict::Deny
+    );
+}
+
+/// Many generated policies over users, groups, roles, tools and connectors: the index must give
+/// exactly the decisions of the full set, call after call.
+#[test]
+fn index_agrees_with_full_set_on_generated_policies() {
+    let mut text = String::new();
+    for i in 0..120 {
+        let (u, g, c, t) = (i % 10, i % 4, i % 5, (i / 5) % 4);
+        text += &match i % 6 {
+            0 => format!(
+                "@id(\"p{i}\") permit (principal == Portcullis::User::\"u{u}\", action == Portcullis::Action::\"call_tool\", resource == Portcullis::Tool::\"c{c}/t{t}\");\n"
+            ),
+            1 => format!(
+                "@id(\"p{i}\") permit (principal in Portcullis::Group::\"g{g}\", action in [Portcullis::Action::\"list\", Portcullis::Action::\"call_tool\"], resource in Portcullis::Connector::\"c{c}\") when {{ context.risk < 40 }};\n"
+            ),
+            2 => format!(
+                "@id(\"p{i}\") forbid (principal == Portcullis::User::\"u{u}\", action, resource == Portcullis::Tool::\"c{c}/t{t}\") unless {{ context.confirmed }};\n"
+            ),
+            3 => format!(
+                "@id(\"p{i}\") forbid (principal in Portcullis::Group::\"g{g}\", action, resource is Portcullis::Tool) when {{ resource.destructive }};\n"
+            ),
+            4 => format!(
+                "@id(\"p{i}\") permit (principal in Portcullis::Role::\"r{g}\", action, resource is Portcullis::Tool) when {{ resource.read_only }};\n"
+            ),
+            _ => format!(
+                "@id(\"p{i}\") @obligation(\"confirm\") forbid (principal, action, resource == Portcullis::Tool::\"c{c}/t{t}\") when {{ principal.name == \"u{u}\" }} unless {{ context.confirmed }};\n"
+            ),
+        };
+    }
+    let sources = [
+        PolicySource::baseline(),
+        PolicySource::new("gen.cedar", text),
+    ];
+    let indexed = PolicyEngine::load(&sources).unwrap();
+    let full = PolicyEngine::load(&sources).unwrap().without_index();
+    let mut verdicts = std::collections::HashSet::new();
+    for i in 0..400usize {
+        let c = ConnectorFacts::new(format!("c{}", i % 5), "owner");
+        let t = tool(
+            &format!("t{}", (i / 5) % 4),
+            i.is_multiple_of(3),
+            i.is_multiple_of(4),
+            false,
+        );
+        let mut p = PrincipalFacts::user(format!("u{}", i % 10), &[]);
+        p.groups = vec![format!("g{}", i % 4)];
+        p.roles = vec![format!("r{}", (i / 3) % 4), "end_user".into()];
+        let mut cx = ctx(&[&format!("c{}:admin", i % 5)]);
+        cx.risk = (i % 3 * 20) as u8;
+        cx.confirmed = i.is_multiple_of(7);
+        let req = if i % 5 == 1 {
+            AuthzRequest {
+                principal: p,
+                action: Action::List,
+                resource: PreparedResource::new(ResourceFacts::connector(c)).unwrap(),
+                context: cx,
+            }
+        } else {
+            call(p, prepared(c, t), cx)
+        };
+        let (a, b) = (indexed.authorize(&req), full.authorize(&req));
+        assert_eq!(a, b, "request {i}");
+        verdicts.insert(a.verdict);
+    }
+    // The generated calls cover every verdict, so agreement is not trivial.
+    assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+}
+
+#[test]
+fn one_diagnostic_per_mistake_even_across_resource_types() {
+    let text =
+        "@id(\"x\")\npermit (principal, action, resource)\n  when { resource.nme == \"a\" };\n";
+    let err = PolicyEngine::load(&[PolicySource::new("x.cedar", text)]).unwrap_err();
+    assert_eq!(err.diagnostics().len(), 1, "{err}");
+    let d = &err.diagnostics()[0];
+    assert_eq!((d.line, d.column), (3, 10), "{err}");
+    assert_eq!(d.help.as_deref(), Some("did you mean `name`?"), "{err}");
+}
+
+#[test]
+fn debug_output_holds_no_subject() {
+    let e = engine();
+    let t = prepared(crm(), tool("search_customers", true, false, false));
+    e.authorize(&call(
+        PrincipalFacts::user("jane.doe@example.com", &["end_user"]),
+        t,
+        ctx(&["crm:read"]),
+    ));
+    let d = format!("{e:?}");
+    assert!(!d.contains("jane"), "{d}");
+    assert!(d.contains("policies: 12"), "{d}");
+}
