@@ -6,6 +6,7 @@ mod auth;
 mod credential;
 mod federation;
 mod model;
+mod monitor;
 mod policy;
 mod transport;
 mod validate;
@@ -19,6 +20,9 @@ pub use federation::{
     validate_federation,
 };
 pub use model::{AuditSettings, Config, ConnectorConfig, ConnectorType, Limits};
+pub use monitor::{
+    MonitorConfig, ValidBlock, ValidEmail, ValidMonitor, ValidOffHours, ValidQuota, ValidThreshold,
+};
 pub use policy::{
     ConfirmationConfig, ConnectorPolicyFacts, PolicyConfig, SharingConfig, ToolMarks, ValidPolicy,
     ValidToolMarks,

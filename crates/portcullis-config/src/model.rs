@@ -50,6 +50,8 @@ pub struct Config {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub trusted_proxies: Vec<Spanned<String>>,
+    /// Anomaly detection, alerts, automatic blocks and rate limits (MON-1, MON-2).
+    pub monitor: Option<crate::monitor::MonitorConfig>,
 }
 
 /// Limits that protect the gateway and the connectors from abuse (IV-2).

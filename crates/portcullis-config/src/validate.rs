@@ -252,6 +252,8 @@ pub struct ValidConfig {
     pub policy: crate::policy::ValidPolicy,
     /// The built-in authorization server.
     pub auth: crate::auth::ValidAuth,
+    /// Anomaly detection, alerts, blocks and rate limits (defaults when the section is absent).
+    pub monitor: crate::monitor::ValidMonitor,
 }
 
 /// Names are used in URLs (`/mcp/{name}`), as tool prefixes (`{name}__tool`) and as URI schemes
@@ -340,6 +342,7 @@ pub(crate) fn validate(raw: Config, file: &str) -> Result<ValidConfig, ConfigErr
         None => Environment::Dev,
     };
     let auth = crate::auth::validate_auth(&raw.auth, file, environment)?;
+    let monitor = crate::monitor::validate_monitor(&raw.monitor.clone().unwrap_or_default(), file)?;
     for (c, raw_c) in connectors.iter_mut().zip(raw.connectors.values()) {
         c.environment = match &raw_c.value.environment {
             Some(e) => Environment::parse(file, e, "environment")?,
@@ -375,6 +378,7 @@ pub(crate) fn validate(raw: Config, file: &str) -> Result<ValidConfig, ConfigErr
         environment,
         policy: crate::policy::validate_policy(&raw.policy, file)?,
         auth,
+        monitor,
     })
 }
 

@@ -268,6 +268,22 @@ pub(crate) fn resource_metadata(inner: &Inner, auth: &GatewayAuth, endpoint: &Sc
     r
 }
 
+/// Automatic responses and rate limits (MON-2), consulted before a call is forwarded: the
+/// anomaly monitor implements it.
+pub trait CallGuard: Send + Sync {
+    /// Why this caller is blocked right now, if it is.
+    fn blocked(
+        &self,
+        principal: Option<&str>,
+        client: Option<&str>,
+        source: Option<&str>,
+    ) -> Option<String>;
+    /// Takes one call from the caller's, the client's and the tool's budgets (`tool` is
+    /// `connector/tool`, or empty for other methods); `Err((scope, retry_after_secs))` when one
+    /// is spent.
+    fn admit(&self, principal: &str, client: &str, tool: &str) -> Result<(), (String, String)>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,8 @@ pub enum Reply {
     Json(StatusCode, Bytes),
     /// A refusal with a `WWW-Authenticate` challenge (401, 403 or 503) and a JSON-RPC error.
     Challenge(StatusCode, String, Bytes),
+    /// 429: a rate limit is spent; `Retry-After` seconds and a JSON-RPC error.
+    Limited(String, Bytes),
     Sse(mpsc::Receiver<Bytes>),
     Accepted,
 }
@@ -498,7 +500,9 @@ async fn post(
                     Ok(msg) => {
                         let (reply, _) = handle(&inner, &scope, index, &info, msg).await;
                         match reply {
-                            Reply::Json(_, b) | Reply::Challenge(_, _, b) => out.push(b),
+                            Reply::Json(_, b)
+                            | Reply::Challenge(_, _, b)
+                            | Reply::Limited(_, b) => out.push(b),
                             Reply::Sse(mut rx) => {
                                 // In a batch the answers come back together as JSON; the last
                                 // message of the stream is the response.
@@ -571,6 +575,18 @@ fn respond(info: &RequestInfo, reply: Reply, new_session: Option<&str>) -> Respo
         Reply::Accepted => {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::ACCEPTED;
+            r
+        }
+        Reply::Limited(retry_after, body) => {
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
             r
         }
         Reply::Challenge(status, challenge, body) => {
@@ -1396,6 +1412,29 @@ async fn gate_and_forward(
     mut ev: Event,
     can_elicit: bool,
 ) -> Reply {
+    if let (Some(guard), Some(p)) = (inner.guard.get(), info.principal.as_deref()) {
+        // MON-2: automatic responses and rate limits come before anything else is spent.
+        if let Some(why) =
+            guard.blocked(Some(&p.subject), Some(&p.client_id), info.source.as_deref())
+        {
+            ev.reasons.push("blocked".into());
+            let m = format!("this caller is blocked for now: {why}");
+            return policy_refusal(inner, ev, &id, &m, info);
+        }
+        let tool = match (method, target.as_deref()) {
+            ("tools/call", Some(t)) => format!("{}/{t}", inner.connector_names[i]),
+            _ => String::new(),
+        };
+        if let Err((scope, retry)) = guard.admit(&p.subject, &p.client_id, &tool) {
+            ev.decision = Decision::Deny;
+            ev.reasons.push(format!("rate_limited:{scope}"));
+            ev.outcome = Outcome::HttpError { status: 429 };
+            let m = format!("the {scope} rate limit is spent: retry after {retry} s");
+            let body = error_response(&id, code::LIMIT, &m);
+            inner.finish_event(ev, info, body.len());
+            return Reply::Limited(retry, body);
+        }
+    }
     match check_scope(inner, session, i, &id, method, target.as_deref(), info).await {
         Err(reply) => return refused(inner, ev, reply, info),
         // Which scope a call needed, for least-privilege reviews (AZ-7).
@@ -1680,7 +1719,7 @@ impl PendingConfirmation {
 /// Sends what a reply holds down an SSE stream already open to the client.
 async fn pipe(inner: &Inner, reply: Reply, tx: &mpsc::Sender<Bytes>) {
     match reply {
-        Reply::Json(_, body) | Reply::Challenge(_, _, body) => {
+        Reply::Json(_, body) | Reply::Challenge(_, _, body) | Reply::Limited(_, body) => {
             if inner.config.audit_wait_for_commit {
                 inner.sink.flush().await;
             }

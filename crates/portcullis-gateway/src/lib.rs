@@ -37,7 +37,7 @@ use crate::upstream::http::{HttpClient, HttpUpstream, SharedHttpUpstream};
 use crate::upstream::lines::{Launch, LineUpstream};
 use crate::upstream::{RequestCtx, Upstream};
 
-pub use crate::access::{GatewayAuth, connector_scopes};
+pub use crate::access::{CallGuard, GatewayAuth, connector_scopes};
 pub use crate::authorize::GatewayPolicy;
 pub use crate::metrics::Metrics;
 pub use crate::transport::{ClientOrigin, ConnectionInfo, TransportPolicy};
@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     /// How calls are authorized (AZ-1); unset: no policy stage (`--no-auth`, nobody to decide
     /// about).
     pub(crate) policy: std::sync::OnceLock<GatewayPolicy>,
+    /// Blocks and rate limits (MON-2), when the monitor runs.
+    pub(crate) guard: std::sync::OnceLock<Arc<dyn CallGuard>>,
     /// Each connector's policy facts, by index.
     pub(crate) connector_facts: Vec<portcullis_policy::ConnectorFacts>,
     /// Listed tools' Cedar entities, by connector index and tool name.
@@ -119,6 +121,7 @@ impl Gateway {
             tool_scopes: dashmap::DashMap::new(),
             credentials,
             policy: std::sync::OnceLock::new(),
+            guard: std::sync::OnceLock::new(),
             connector_facts,
             prepared_tools: dashmap::DashMap::new(),
         });
@@ -153,6 +156,13 @@ impl Gateway {
     /// callers: call after [`Self::with_auth`] and before [`Self::router`].
     pub fn with_policy(self, policy: GatewayPolicy) -> Self {
         let _ = self.inner.policy.set(policy);
+        self
+    }
+
+    /// Refuses calls of blocked callers and answers 429 when a rate limit is spent (MON-2).
+    /// Call before [`Self::router`].
+    pub fn with_guard(self, guard: Arc<dyn CallGuard>) -> Self {
+        let _ = self.inner.guard.set(guard);
         self
     }
 

@@ -109,3 +109,13 @@ pub async fn report_leak(
     store.insert_incident(&row).await?;
     Ok(row)
 }
+
+/// A new time-ordered incident id (UUIDv7) for `now`.
+pub fn new_id(now: chrono::DateTime<chrono::Utc>) -> String {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now.timestamp().max(0) as u64,
+        now.timestamp_subsec_nanos(),
+    );
+    uuid::Uuid::new_v7(ts).to_string()
+}

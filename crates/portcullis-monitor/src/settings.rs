@@ -214,3 +214,87 @@ impl Default for Settings {
         }
     }
 }
+
+impl Settings {
+    /// Settings from the validated `monitor:` config section; detectors the section does not
+    /// configure keep their defaults. Sinks and Redis are built by the caller from the same
+    /// section (`webhook_url`, `email`, `redis_url`).
+    pub fn from_config(v: &portcullis_config::ValidMonitor) -> Self {
+        let d = Self::default();
+        let quota =
+            |q: Option<(u32, u32)>| q.map(|(per_minute, burst)| RateQuota { per_minute, burst });
+        Self {
+            auth_failures: Some(ThresholdRule {
+                threshold: v.auth_failures.threshold,
+                window: v.auth_failures.window,
+                severity: Severity::High,
+            }),
+            errors: Some(ThresholdRule {
+                threshold: v.errors.threshold,
+                window: v.errors.window,
+                severity: Severity::Medium,
+            }),
+            sensitive_tools: v.sensitive_tools.clone(),
+            off_hours: Some(OffHoursRule {
+                start_hour: v.off_hours.start_hour,
+                end_hour: v.off_hours.end_hour,
+                weekends_off: v.off_hours.weekends_off,
+                default_offset_minutes: v.off_hours.default_offset_minutes,
+                offsets: v
+                    .off_hours
+                    .offsets
+                    .iter()
+                    .map(|(k, o)| (k.clone(), *o))
+                    .collect(),
+            }),
+            throttle: v.throttle,
+            responses: v
+                .blocks
+                .iter()
+                .map(|b| ResponseRule {
+                    kind: b.on.clone(),
+                    what: match b.target.as_str() {
+                        "principal" => BlockWhat::Principal,
+                        "client" => BlockWhat::Client,
+                        _ => BlockWhat::Source,
+                    },
+                    duration: b.duration,
+                })
+                .collect(),
+            rate_limits: RateLimitSettings {
+                per_principal: quota(v.per_principal),
+                per_client: quota(v.per_client),
+                per_tool_default: quota(v.per_tool_default),
+                per_tool: v
+                    .per_tool
+                    .iter()
+                    .map(|(k, q)| {
+                        (
+                            k.clone(),
+                            RateQuota {
+                                per_minute: q.0,
+                                burst: q.1,
+                            },
+                        )
+                    })
+                    .collect(),
+                max_keys: d.rate_limits.max_keys,
+            },
+            ..d
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_match_settings_defaults() {
+        // The embedded default config and `Settings::default()` must describe the same monitor.
+        assert_eq!(
+            Settings::from_config(&portcullis_config::ValidMonitor::default()),
+            Settings::default()
+        );
+    }
+}

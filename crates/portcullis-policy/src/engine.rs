@@ -10,7 +10,7 @@ use cedar_policy::{Authorizer, Decision, Effect, PolicyId, PolicySet, Response};
 use serde::Serialize;
 
 use crate::PolicyError;
-use crate::entities::{BuiltCall, PreparedPrincipal, PreparedResource};
+use crate::entities::{BuiltCall, PreparedPrincipal, PreparedResource, StoreCache};
 use crate::facts::{Action, ContextFacts, PrincipalFacts};
 use crate::index::PolicyIndex;
 use crate::load::{LoadedSet, OBLIGATION_CONFIRM, PolicyInfo, PolicySource, load};
@@ -202,8 +202,12 @@ impl Bundle {
         indexed: bool,
     ) -> Outcome {
         let selected = indexed.then(|| {
-            self.index
-                .select(&call.principal_keys, req.action, &call.action, &req.resource)
+            self.index.select(
+                &call.principal.keys,
+                req.action,
+                &call.action,
+                &req.resource,
+            )
         });
         let set: &PolicySet = selected.as_ref().map_or(self.index.full(), |s| &s.set);
         let resp = authorizer.is_authorized(&call.request, set, &call.entities);
@@ -279,6 +283,8 @@ impl Bundle {
 struct Inner {
     /// Principals' entities by their facts (bounded; see `principal`).
     principals: Arc<RwLock<HashMap<PrincipalFacts, Arc<PreparedPrincipal>>>>,
+    /// Calls' entity stores by principal and resource (bounded; see [`StoreCache`]).
+    stores: Arc<StoreCache>,
     active: Arc<Bundle>,
     shadow: Option<Arc<Bundle>>,
     authorizer: Authorizer,
@@ -301,6 +307,7 @@ impl fmt::Debug for PolicyEngine {
                 "shadow_policies",
                 &self.inner.shadow.as_ref().map(|s| s.loaded.info.len()),
             )
+            .field("cached_entity_stores", &self.inner.stores.len())
             .field("indexed", &self.inner.indexed)
             .field("validate_requests", &self.inner.validate_requests)
             .finish_non_exhaustive()
@@ -314,6 +321,7 @@ impl PolicyEngine {
         Ok(Self {
             inner: Arc::new(Inner {
                 principals: Arc::default(),
+                stores: Arc::default(),
                 active: Arc::new(Bundle::new(sources)?),
                 shadow: None,
                 authorizer: Authorizer::new(),
@@ -335,6 +343,7 @@ impl PolicyEngine {
         let i = &*self.inner;
         let mut inner = Inner {
             principals: i.principals.clone(),
+            stores: i.stores.clone(),
             active: i.active.clone(),
             shadow: i.shadow.clone(),
             authorizer: Authorizer::new(),
@@ -408,6 +417,7 @@ impl PolicyEngine {
                 &req.resource,
                 &req.context,
                 inner.validate_requests,
+                &inner.stores,
             )
         });
         let (active, shadow) = match call {
@@ -488,6 +498,7 @@ pub fn bench_build_only(engine: &PolicyEngine, req: &AuthzRequest) -> bool {
                 &req.resource,
                 &req.context,
                 false,
+                &engine.inner.stores,
             )
         })
         .is_ok()

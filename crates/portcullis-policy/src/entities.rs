@@ -151,7 +151,13 @@ struct PreparedInner {
 type ToolBools = [bool; 5];
 
 /// The names of a tool entity's Boolean attributes (the schema's `Tool`).
-const TOOL_BOOLS: [&str; 5] = ["read_only", "destructive", "idempotent", "open_world", "bulk"];
+const TOOL_BOOLS: [&str; 5] = [
+    "read_only",
+    "destructive",
+    "idempotent",
+    "open_world",
+    "bulk",
+];
 
 impl PreparedResource {
     /// Checks the facts and builds the entity; errors name the bad field.
@@ -240,7 +246,13 @@ impl PreparedResource {
         Entities::from_entities([entity.clone()], Some(schema())).map_err(build_err)?;
         let entities = Entities::from_entities([entity], None).map_err(build_err)?;
         let bools = match &facts.item {
-            ResourceItem::Tool(t) => Some([t.read_only, t.destructive, t.idempotent, t.open_world, t.bulk]),
+            ResourceItem::Tool(t) => Some([
+                t.read_only,
+                t.destructive,
+                t.idempotent,
+                t.open_world,
+                t.bulk,
+            ]),
             _ => None,
         };
         Ok(Self {
@@ -389,10 +401,7 @@ pub(crate) fn context(
     }
     Context::from_pairs([
         ("scopes".to_string(), strings(&c.scopes)),
-        (
-            "source_ip".to_string(),
-            ip_expr(c.source_ip),
-        ),
+        ("source_ip".to_string(), ip_expr(c.source_ip)),
         ("time".to_string(), time),
         (
             "risk".to_string(),
@@ -417,27 +426,103 @@ pub(crate) fn context(
     })
 }
 
+/// Above this many cached entity stores the cache is emptied and refilled (a bound on memory).
+const MAX_STORES: usize = 16_384;
+
+/// The entity store of a call (its resource, user and client) depends only on the prepared
+/// principal and the prepared resource, and building it (copying both entities in, Cedar's
+/// transitive closure) costs as much as evaluating several policies: a user calls the same
+/// tools again and again, so each pair's store is built once and shared (bounded).
+#[derive(Default)]
+pub(crate) struct StoreCache {
+    /// By the addresses of the two prepared values; each entry holds both, so that neither
+    /// address can be reused by another value while the entry exists.
+    map: RwLock<HashMap<(usize, usize), CachedStore>>,
+}
+
+struct CachedStore {
+    _principal: Arc<PreparedPrincipal>,
+    _resource: PreparedResource,
+    entities: Arc<Entities>,
+}
+
+impl StoreCache {
+    /// The number of stores held.
+    pub(crate) fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn get_or_build(
+        &self,
+        principal: &Arc<PreparedPrincipal>,
+        resource: &PreparedResource,
+    ) -> Result<Arc<Entities>, PolicyError> {
+        let key = (
+            Arc::as_ptr(principal) as usize,
+            Arc::as_ptr(&resource.inner) as usize,
+        );
+        if let Some(hit) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(hit.entities.clone());
+        }
+        let entities = Arc::new(store(principal, resource, false)?);
+        let mut m = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= MAX_STORES {
+            m.clear();
+        }
+        m.insert(
+            key,
+            CachedStore {
+                _principal: principal.clone(),
+                _resource: resource.clone(),
+                entities: entities.clone(),
+            },
+        );
+        Ok(entities)
+    }
+}
+
+/// The entity store of a call by `principal` on `resource`; `validate` checks the principal's
+/// entities against the schema (the resource's was checked when it was prepared).
+fn store(
+    principal: &PreparedPrincipal,
+    resource: &PreparedResource,
+    validate: bool,
+) -> Result<Entities, PolicyError> {
+    resource
+        .entities()
+        .clone()
+        .add_entities(
+            [principal.user.clone(), principal.client.clone()],
+            validate.then(schema),
+        )
+        .map_err(|e| PolicyError::Build {
+            what: "entity",
+            message: e.to_string(),
+        })
+}
+
 /// One call, ready for Cedar: the request (unconfirmed as the facts say) and its entities.
 pub(crate) struct BuiltCall {
-    pub(crate) principal: EntityUid,
-    /// The principal's uid, groups and roles, for the policy index.
-    pub(crate) principal_keys: Vec<EntityUid>,
+    /// The principal's entities, its uid, groups and roles (the policy index's keys).
+    pub(crate) principal: Arc<PreparedPrincipal>,
     pub(crate) action: EntityUid,
     pub(crate) resource: EntityUid,
     pub(crate) request: Request,
-    pub(crate) entities: Entities,
+    pub(crate) entities: Arc<Entities>,
 }
 
 impl BuiltCall {
     /// Builds the request; `validate` checks it against the schema too (the CLI and tests do;
-    /// the gateway's facts are typed, so its calls need not pay for it).
+    /// the gateway's facts are typed, so its calls need not pay for it). Without `validate`, the
+    /// entity store comes from `stores` (built there on first use).
     pub(crate) fn new(
-        principal: &PreparedPrincipal,
+        principal: &Arc<PreparedPrincipal>,
         client_id: &str,
         action: Action,
         resource: &PreparedResource,
         ctx: &ContextFacts,
         validate: bool,
+        stores: &StoreCache,
     ) -> Result<Self, PolicyError> {
         if action.resource_kind() != resource.kind() {
             return Err(PolicyError::facts(
@@ -462,20 +547,13 @@ impl BuiltCall {
             what: "request",
             message: e.to_string(),
         })?;
-        let entities = resource
-            .entities()
-            .clone()
-            .add_entities(
-                [principal.user.clone(), principal.client.clone()],
-                validate.then(schema),
-            )
-            .map_err(|e| PolicyError::Build {
-                what: "entity",
-                message: e.to_string(),
-            })?;
+        let entities = if validate {
+            Arc::new(store(principal, resource, true)?)
+        } else {
+            stores.get_or_build(principal, resource)?
+        };
         Ok(Self {
-            principal: principal.uid.clone(),
-            principal_keys: principal.keys.clone(),
+            principal: principal.clone(),
             action: action_uid,
             resource: resource.uid().clone(),
             request,
@@ -490,7 +568,7 @@ impl BuiltCall {
         client_id: &str,
     ) -> Result<Request, PolicyError> {
         Request::new(
-            self.principal.clone(),
+            self.principal.uid.clone(),
             self.action.clone(),
             self.resource.clone(),
             context(ctx, client_id, true)?,

@@ -27,8 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use cedar_policy::{
-    ActionConstraint, Effect, EntityUid, Policy, PolicySet, PrincipalConstraint,
-    ResourceConstraint,
+    ActionConstraint, Effect, EntityUid, Policy, PolicySet, PrincipalConstraint, ResourceConstraint,
 };
 use serde_json::Value;
 
@@ -74,23 +73,126 @@ fn literal(e: &Value) -> Option<(String, bool)> {
     resource_attr(e.get("!")?.get("arg")?).map(|a| (a.to_string(), false))
 }
 
-/// The policy's guard: a Boolean resource attribute and the value it must have for the policy
-/// to hold, when the first thing Cedar evaluates after the scope is that attribute (the first
-/// condition's leftmost `&&` operand, or a whole first `unless`).
-fn guard(json: &Value) -> Option<(String, bool)> {
-    let first = json.get("conditions")?.as_array()?.first()?;
-    let body = first.get("body")?;
-    match first.get("kind")?.as_str()? {
-        "when" => {
-            let mut e = body;
-            while let Some(and) = e.get("&&") {
-                e = and.get("left")?;
+/// The context's attributes (all required by the schema, and always built), and those of its
+/// `time` record.
+const CONTEXT_ATTRS: [&str; 7] = [
+    "scopes",
+    "source_ip",
+    "time",
+    "risk",
+    "confirmed",
+    "token_environment",
+    "client",
+];
+const TIME_ATTRS: [&str; 3] = ["hour", "weekday", "unix"];
+/// The principal's (a `User`'s) attributes, all required and always built.
+const USER_ATTRS: [&str; 3] = ["name", "groups", "member"];
+
+/// Operators that cannot err on well-typed operands (every loaded policy is validated strictly,
+/// so its operands are well typed): no arithmetic (it overflows), no extension functions.
+const TOTAL_OPS: [&str; 12] = [
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "&&",
+    "||",
+    "in",
+    "contains",
+    "containsAll",
+    "containsAny",
+];
+
+/// Whether evaluating `e` surely gives a value, never an error: literals, variables, attributes
+/// that every call's context and principal have, and total operators over such operands.
+fn cannot_err(e: &Value) -> bool {
+    let Some(m) = e.as_object() else {
+        return false;
+    };
+    let Some((op, arg)) = m.iter().next().filter(|_| m.len() == 1) else {
+        return false;
+    };
+    let var = |v: &Value| v.get("Var").and_then(Value::as_str).map(str::to_string);
+    match op.as_str() {
+        "Value" | "Var" => true,
+        "Set" => arg.as_array().is_some_and(|a| a.iter().all(cannot_err)),
+        "!" => arg.get("arg").is_some_and(cannot_err),
+        "." => {
+            let (Some(left), Some(attr)) =
+                (arg.get("left"), arg.get("attr").and_then(Value::as_str))
+            else {
+                return false;
+            };
+            match var(left).as_deref() {
+                Some("context") => CONTEXT_ATTRS.contains(&attr),
+                Some("principal") => USER_ATTRS.contains(&attr),
+                Some(_) => false,
+                None => {
+                    TIME_ATTRS.contains(&attr)
+                        && left.get(".").is_some_and(|d| {
+                            d.get("left").and_then(var).as_deref() == Some("context")
+                                && d.get("attr").and_then(Value::as_str) == Some("time")
+                        })
+                }
             }
-            literal(e)
         }
-        "unless" => literal(body).map(|(a, v)| (a, !v)),
-        _ => None,
+        op if TOTAL_OPS.contains(&op) => {
+            arg.get("left").is_some_and(cannot_err) && arg.get("right").is_some_and(cannot_err)
+        }
+        _ => false,
     }
+}
+
+/// The `&&` operands of `e`, in the order Cedar evaluates them.
+fn conjuncts<'a>(e: &'a Value, out: &mut Vec<&'a Value>) {
+    match e.get("&&") {
+        Some(and) => {
+            if let (Some(l), Some(r)) = (and.get("left"), and.get("right")) {
+                conjuncts(l, out);
+                conjuncts(r, out);
+            } else {
+                out.push(e);
+            }
+        }
+        None => out.push(e),
+    }
+}
+
+/// The policy's guards: Boolean resource attributes, each with the value it must have for the
+/// policy to hold, that Cedar reaches (after the scope) with nothing before them able to err.
+/// The condition is `c1 && (c2 && ...)` over the `when` bodies and negated `unless` bodies, so a
+/// guard of the wrong value makes the policy false, without an error, whatever else it says.
+fn guards(json: &Value) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let Some(conditions) = json.get("conditions").and_then(Value::as_array) else {
+        return out;
+    };
+    // Each operand with whether it is negated (a whole `unless` body).
+    let mut operands: Vec<(&Value, bool)> = Vec::new();
+    for c in conditions {
+        let Some(body) = c.get("body") else {
+            return out;
+        };
+        match c.get("kind").and_then(Value::as_str) {
+            Some("when") => {
+                let mut v = Vec::new();
+                conjuncts(body, &mut v);
+                operands.extend(v.into_iter().map(|e| (e, false)));
+            }
+            Some("unless") => operands.push((body, true)),
+            _ => return out,
+        }
+    }
+    for (e, negated) in operands {
+        if let Some((attr, want)) = literal(e) {
+            out.push((attr, want != negated));
+        } else if !cannot_err(e) {
+            break;
+        }
+    }
+    out
 }
 
 /// Whether the policy may read `context.confirmed`: it uses `context` other than through
@@ -104,7 +206,10 @@ fn reads_confirmed(json: &Value) -> bool {
                     *vars += 1;
                 }
                 if let Some(dot) = m.get(".")
-                    && dot.get("left").and_then(|l| l.get("Var")).and_then(Value::as_str)
+                    && dot
+                        .get("left")
+                        .and_then(|l| l.get("Var"))
+                        .and_then(Value::as_str)
                         == Some("context")
                     && dot
                         .get("attr")
@@ -129,8 +234,8 @@ fn reads_confirmed(json: &Value) -> bool {
 struct Indexed {
     policy: Policy,
     principal: Option<EntityUid>,
-    /// See [`guard`]; `None` when the policy has none (or its JSON form could not be had).
-    guard: Option<(String, bool)>,
+    /// See [`guards`]; empty when the policy has none (or its JSON form could not be had).
+    guards: Vec<(String, bool)>,
     /// Needed in HC-1's re-evaluation: a permit, a confirmation forbid, or a forbid that may
     /// read `context.confirmed`.
     for_confirmation: bool,
@@ -220,7 +325,7 @@ impl PolicyIndex {
             policies.push(Indexed {
                 policy: p.clone(),
                 principal: principal_key(p),
-                guard: json.as_ref().and_then(guard),
+                guards: json.as_ref().map(guards).unwrap_or_default(),
                 for_confirmation,
             });
         }
@@ -240,12 +345,17 @@ impl PolicyIndex {
         &self.full
     }
 
-    /// Whether policy `i` cannot hold for `resource`, by its guard.
+    /// Whether policy `i` cannot hold for `resource`, by its guards: one has the wrong value,
+    /// and each before it is an attribute the resource has (reading a missing one would err).
     fn ruled_out(&self, i: usize, resource: &PreparedResource) -> bool {
-        self.policies[i]
-            .guard
-            .as_ref()
-            .is_some_and(|(attr, want)| resource.bool_attr(attr).is_some_and(|v| v != *want))
+        for (attr, want) in &self.policies[i].guards {
+            match resource.bool_attr(attr) {
+                Some(v) if v != *want => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+        false
     }
 
     fn slice(&self, resource: &PreparedResource) -> Arc<Slice> {
@@ -268,7 +378,11 @@ impl PolicyIndex {
                 match &self.policies[i].principal {
                     Some(k) => {
                         let next = s.by_principal.len() as u32;
-                        s.by_principal.entry(k.clone()).or_insert((next, Vec::new())).1.push(i)
+                        s.by_principal
+                            .entry(k.clone())
+                            .or_insert((next, Vec::new()))
+                            .1
+                            .push(i)
                     }
                     None => s.any_principal.push(i),
                 }
@@ -367,31 +481,76 @@ mod tests {
     }
 
     fn guard_of(text: &str) -> Option<(String, bool)> {
-        guard(&json(text))
+        guards(&json(text)).into_iter().next()
     }
 
     #[test]
     fn guards_are_the_first_condition_on_a_resource_boolean() {
         let g = |a: &str, v| Some((a.to_string(), v));
         let p = "permit (principal, action, resource)";
-        assert_eq!(guard_of(&format!("{p} when {{ resource.destructive }};")), g("destructive", true));
         assert_eq!(
-            guard_of(&format!("{p} when {{ resource.read_only && !resource.destructive && principal.member }};")),
+            guard_of(&format!("{p} when {{ resource.destructive }};")),
+            g("destructive", true)
+        );
+        assert_eq!(
+            guard_of(&format!(
+                "{p} when {{ resource.read_only && !resource.destructive && principal.member }};"
+            )),
             g("read_only", true)
         );
-        assert_eq!(guard_of(&format!("{p} when {{ !resource.bulk && principal.member }};")), g("bulk", false));
-        assert_eq!(guard_of(&format!("{p} unless {{ resource.read_only }};")), g("read_only", false));
-        assert_eq!(guard_of(&format!("{p} unless {{ !resource.bulk }};")), g("bulk", true));
         assert_eq!(
-            guard_of(&format!("{p} when {{ resource.bulk }} unless {{ context.confirmed }};")),
+            guard_of(&format!(
+                "{p} when {{ !resource.bulk && principal.member }};"
+            )),
+            g("bulk", false)
+        );
+        assert_eq!(
+            guard_of(&format!("{p} unless {{ resource.read_only }};")),
+            g("read_only", false)
+        );
+        assert_eq!(
+            guard_of(&format!("{p} unless {{ !resource.bulk }};")),
             g("bulk", true)
         );
-        // Anything Cedar evaluates before the attribute could err or decide: no guard.
+        assert_eq!(
+            guard_of(&format!(
+                "{p} when {{ resource.bulk }} unless {{ context.confirmed }};"
+            )),
+            g("bulk", true)
+        );
+        // After operands that cannot err, and all of them in order.
+        assert_eq!(
+            guards(&json(&format!(
+                "{p} when {{ context.time.weekday >= 5 && principal in [Portcullis::Role::\"a\"] && resource.destructive }} unless {{ context.confirmed }} when {{ !resource.read_only && resource.bulk }};"
+            ))),
+            [
+                ("destructive".to_string(), true),
+                ("read_only".to_string(), false),
+                ("bulk".to_string(), true)
+            ]
+        );
+        assert_eq!(
+            guard_of(&format!(
+                "{p} unless {{ context.scopes.contains(principal.name) }} when {{ resource.bulk }};"
+            )),
+            g("bulk", true)
+        );
+        assert_eq!(
+            guard_of(&format!(
+                "{p} when {{ principal.member }} when {{ resource.bulk }};"
+            )),
+            g("bulk", true)
+        );
+        // Anything before the attribute that could err: no guard.
         for body in [
-            "when { context.risk > 3 && resource.bulk }",
+            "when { context.risk + 1 > 3 && resource.bulk }",
+            "when { context.client.id == \"x\" && resource.bulk }",
+            "when { context.source_ip.isLoopback() && resource.bulk }",
+            "when { resource.name == \"x\" && resource.bulk }",
+            "when { principal.name like \"a*\" && resource.bulk }",
             "when { resource.bulk || principal.member }",
             "unless { resource.bulk && principal.member }",
-            "when { principal.member } when { resource.bulk }",
+            "when { context has risk } when { resource.bulk }",
             "when { resource.name == \"x\" }",
             "",
         ] {
@@ -407,10 +566,17 @@ mod tests {
             ("when { context has confirmed }", true),
             ("when { context.risk > 50 && !context.confirmed }", true),
             ("when { context.risk > 50 }", false),
-            ("when { context.client.id == \"x\" && context.scopes.contains(\"a\") }", false),
+            (
+                "when { context.client.id == \"x\" && context.scopes.contains(\"a\") }",
+                false,
+            ),
             ("when { principal.member }", false),
         ] {
-            assert_eq!(reads_confirmed(&json(&format!("{p} {body};"))), reads, "{body}");
+            assert_eq!(
+                reads_confirmed(&json(&format!("{p} {body};"))),
+                reads,
+                "{body}"
+            );
         }
     }
 
@@ -426,11 +592,13 @@ mod tests {
                 .unwrap()
         };
         let g = |a: &str| Some((a.to_string(), true));
-        assert_eq!(by_id("confirm-destructive").guard, g("destructive"));
-        assert_eq!(by_id("read-only-roles-call").guard, g("read_only"));
-        assert_eq!(by_id("data-steward-bulk").guard, g("bulk"));
-        assert_eq!(by_id("bulk-only-data-steward").guard, g("bulk"));
-        assert_eq!(by_id("use-connectors").guard, None);
+        let first = |id: &str| by_id(id).guards.first().cloned();
+        assert_eq!(first("confirm-destructive"), g("destructive"));
+        assert_eq!(first("read-only-roles-call"), g("read_only"));
+        assert_eq!(by_id("read-only-roles-call").guards.len(), 2);
+        assert_eq!(first("data-steward-bulk"), g("bulk"));
+        assert_eq!(first("bulk-only-data-steward"), g("bulk"));
+        assert_eq!(first("use-connectors"), None);
         assert!(by_id("confirm-risky").for_confirmation);
         assert!(by_id("use-connectors").for_confirmation);
         assert!(!by_id("missing-scope").for_confirmation);

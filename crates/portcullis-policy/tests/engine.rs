@@ -571,6 +571,100 @@ fn index_agrees_with_full_set_on_generated_policies() {
     assert_eq!(verdicts.len(), 3, "{verdicts:?}");
 }
 
+/// The index leaves out policies a resource's annotations rule out, and re-evaluates a
+/// confirmation with only the policies a confirmation can change: both must give exactly the
+/// full set's decisions, reasons and errors, including where a policy errs before or after the
+/// annotation it tests, and where a tool is registered again with other annotations.
+#[test]
+fn pruned_and_confirmation_subsets_agree_with_full_set() {
+    let text = r#"
+@id("grant") permit (principal, action, resource) when { principal.member };
+@id("grant-ro") permit (principal in Portcullis::Group::"g1", action, resource is Portcullis::Tool) when { context.risk < 60 && resource.read_only };
+@id("grant-not-bulk") permit (principal, action == Portcullis::Action::"call_tool", resource) unless { resource.bulk };
+@id("ban-destructive-weekday") forbid (principal in Portcullis::Group::"g0", action == Portcullis::Action::"call_tool", resource) when { context.time.weekday < 5 && resource.destructive };
+@id("ban-open") forbid (principal == Portcullis::User::"u2", action == Portcullis::Action::"call_tool", resource) when { principal.name == "u2" } when { resource.open_world && !resource.read_only };
+@id("ban-unconfirmed-bulk") forbid (principal in Portcullis::Group::"g2", action == Portcullis::Action::"call_tool", resource) when { resource.bulk } unless { context.confirmed };
+@id("ban-confirmed") forbid (principal == Portcullis::User::"u4", action, resource) when { context.confirmed && context.risk > 30 };
+@id("confirm-writes") @obligation("confirm") forbid (principal in Portcullis::Group::"g3", action == Portcullis::Action::"call_tool", resource) unless { resource.read_only || context.confirmed };
+@id("confirm-open") @obligation("confirm") forbid (principal, action == Portcullis::Action::"call_tool", resource) when { resource.open_world } unless { context.confirmed };
+@id("err-after") forbid (principal == Portcullis::User::"u5", action == Portcullis::Action::"call_tool", resource) when { resource.idempotent && context.time.unix * 9223372036854775807 > 0 };
+@id("err-before") permit (principal == Portcullis::User::"u6", action == Portcullis::Action::"call_tool", resource) when { context.time.unix * 9223372036854775807 > 0 && resource.bulk };
+"#;
+    let sources = [
+        PolicySource::baseline(),
+        PolicySource::new("prune.cedar", text),
+    ];
+    let indexed = PolicyEngine::load(&sources).unwrap();
+    let full = PolicyEngine::load(&sources).unwrap().without_index();
+    let mut verdicts = std::collections::HashSet::new();
+    let mut errors = 0;
+    for i in 0..1200usize {
+        let bits = i % 32;
+        let t = ToolFacts {
+            read_only: bits & 1 != 0,
+            destructive: bits & 2 != 0,
+            idempotent: bits & 4 != 0,
+            open_world: bits & 8 != 0,
+            bulk: bits & 16 != 0,
+            ..ToolFacts::named("t")
+        };
+        // The same tool uid with every combination of annotations.
+        let c = ConnectorFacts::new(format!("c{}", i / 32 % 2), "owner");
+        let mut p = PrincipalFacts::user(format!("u{}", i / 64 % 8), &["end_user"]);
+        p.groups = vec![format!("g{}", i / 7 % 4)];
+        p.member = i % 11 != 0;
+        let mut cx = ctx(&[&format!("c{}:admin", i / 32 % 2)]);
+        cx.risk = (i / 3 % 4 * 20) as u8;
+        cx.confirmed = i % 5 == 0;
+        let req = if i % 13 == 0 {
+            AuthzRequest {
+                principal: p,
+                action: Action::List,
+                resource: PreparedResource::new(ResourceFacts::connector(c)).unwrap(),
+                context: cx,
+            }
+        } else {
+            call(p, prepared(c, t), cx)
+        };
+        let (a, b) = (indexed.authorize(&req), full.authorize(&req));
+        assert_eq!(a, b, "request {i}: {req:?}");
+        verdicts.insert(a.verdict);
+        errors += usize::from(!a.errors.is_empty());
+    }
+    assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+    assert!(errors > 0, "the erring policies were reached");
+}
+
+/// What the engine caches per resource (the index's subsets, the entity stores) follows the
+/// prepared resource, not its uid: a tool registered again with other annotations, or another
+/// owner, is decided on its new facts, call after call.
+#[test]
+fn a_resource_prepared_again_is_decided_on_its_new_facts() {
+    let e = PolicyEngine::baseline();
+    let bob = PrincipalFacts::user("bob", &["end_user"]);
+    let decide = |t: &PreparedResource| {
+        e.authorize(&call(bob.clone(), t.clone(), ctx(&["crm:admin"])))
+            .verdict
+    };
+    let plain = prepared(crm(), tool("purge", false, false, false));
+    let destructive = prepared(crm(), tool("purge", false, true, false));
+    let owned = prepared(
+        ConnectorFacts {
+            sharing: Sharing {
+                mode: SharingMode::Owner,
+                ..Sharing::default()
+            },
+            ..crm()
+        },
+        tool("purge", false, false, false),
+    );
+    for _ in 0..3 {
+        assert_eq!(decide(&plain), Verdict::Allow);
+        assert_eq!(decide(&destructive), Verdict::Confirm);
+        assert_eq!(decide(&owned), Verdict::Deny);
+    }
+}
+
 #[test]
 fn one_diagnostic_per_mistake_even_across_resource_types() {
     let text =

@@ -6,8 +6,8 @@
 //! The audit log's tables and queries live in [`audit`]; the hashing, signing and policy that
 //! give them meaning live in `portcullis-audit`.
 
-pub mod approvals;
 pub mod alerts;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 

@@ -99,6 +99,19 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
         .public_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    // Issue 8: the monitor sees every event (after the audit log has it) and guards calls.
+    let monitor = if config.monitor.enabled {
+        Some(crate::serve_monitor::start(&config, &database, clock.clone()).await?)
+    } else {
+        None
+    };
+    let sink: Arc<dyn portcullis_core::EventSink> = match &monitor {
+        Some(m) => Arc::new(crate::serve_monitor::TeeSink {
+            audit: audit.clone(),
+            monitor: m.handle.clone(),
+        }),
+        None => audit.clone(),
+    };
     let auth = if config.auth.enabled {
         Some(
             crate::serve_auth::start(
@@ -107,7 +120,7 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
                 &public_url,
                 clock.clone(),
                 embedded,
-                audit.clone(),
+                sink.clone(),
             )
             .await?,
         )
@@ -123,8 +136,18 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
     } else {
         None
     };
-    let mut gateway = portcullis_gateway::Gateway::new(config, audit.clone(), clock)
-        .with_extra_metrics(Arc::new(move || audit_metrics.render_prometheus()));
+    let monitor_metrics = monitor.as_ref().map(|m| m.monitor.clone());
+    let mut gateway = portcullis_gateway::Gateway::new(config, sink.clone(), clock)
+        .with_extra_metrics(Arc::new(move || {
+            let mut text = audit_metrics.render_prometheus();
+            if let Some(m) = &monitor_metrics {
+                text.push_str(&m.render_prometheus());
+            }
+            text
+        }));
+    if let Some(m) = &monitor {
+        gateway = gateway.with_guard(Arc::new(crate::serve_monitor::Guard(m.monitor.clone())));
+    }
     if let Some(a) = &auth {
         gateway = gateway.with_auth(a.gateway_auth.clone());
     }
@@ -137,6 +160,12 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
     }
     // Outside loopback the authorization server and the MCP endpoints refuse plain HTTP; a
     // trusted proxy's forwarded headers say who the client is and whether it used https.
+    if let Some(m) = &monitor {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            m.monitor.clone(),
+            crate::serve_monitor::block_sources,
+        ));
+    }
     let router = portcullis_gateway::transport::TransportPolicy::new(trusted_proxies).apply(router);
 
     // The one line on stdout: tests and scripts read the bound address from it.

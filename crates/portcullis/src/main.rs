@@ -1,5 +1,6 @@
 //! `portcullis`: the one binary. Subcommands live in their own modules (`cmd_*.rs`), one job each.
 
+mod cmd_alerts;
 mod cmd_approvals;
 mod cmd_audit;
 mod cmd_auth;
@@ -11,6 +12,7 @@ mod cmd_scan;
 mod cmd_serve;
 mod logging;
 mod serve_auth;
+mod serve_monitor;
 mod serve_policy;
 mod tls;
 
@@ -50,6 +52,10 @@ enum Command {
     Policy(cmd_policy::PolicyArgs),
     /// Calls waiting for a person's confirmation: list, approve, deny.
     Approvals(cmd_approvals::ApprovalsArgs),
+    /// Alerts from anomaly detection: list, show, ack.
+    Alerts(cmd_alerts::AlertsArgs),
+    /// Leak reports as incidents: report, list.
+    Incidents(cmd_alerts::IncidentsArgs),
     /// Least-privilege review: granted scopes and tools that went unused.
     Permissions(cmd_permissions::PermissionsArgs),
 }
@@ -68,6 +74,8 @@ fn main() -> std::process::ExitCode {
         Command::Tokens(args) => cmd_auth::run_tokens(args),
         Command::Policy(args) => cmd_policy::run(args),
         Command::Approvals(args) => cmd_approvals::run(args),
+        Command::Alerts(args) => cmd_alerts::run_alerts(args),
+        Command::Incidents(args) => cmd_alerts::run_incidents(args),
         Command::Permissions(args) => cmd_permissions::run(args),
     };
     match result {

@@ -1,0 +1,217 @@
+//! `portcullis alerts` and `portcullis incidents` (MON-2, MON-4): alerts raised by anomaly
+//! detection, read and acknowledged straight in the gateway's database; users' leak reports
+//! recorded as incidents linked to the matching audit events.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use chrono::DateTime;
+use portcullis_monitor::incident::{LeakReport, new_id, report_leak};
+use portcullis_store::alerts::{AlertRow, IncidentRow};
+
+use crate::cmd_approvals::DatabaseArgs;
+
+/// Arguments of `portcullis alerts`.
+#[derive(Debug, clap::Args)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(subcommand)]
+    command: AlertsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AlertsCommand {
+    /// List alerts, newest first (open ones unless `--all`).
+    List {
+        /// Acknowledged ones too.
+        #[arg(long)]
+        all: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one alert with its evidence.
+    Show {
+        /// The alert id, from `portcullis alerts list`.
+        id: String,
+    },
+    /// Acknowledge an alert.
+    Ack {
+        /// The alert id.
+        id: String,
+        /// Who acknowledges it (default: $USER).
+        #[arg(long, env = "USER")]
+        by: Option<String>,
+    },
+}
+
+/// Arguments of `portcullis incidents`.
+#[derive(Debug, clap::Args)]
+pub struct IncidentsArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(subcommand)]
+    command: IncidentsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum IncidentsCommand {
+    /// Report output you believe leaked; it becomes an incident linked to the matching events.
+    Report {
+        /// Whose calls it concerns.
+        #[arg(long)]
+        principal: Option<String>,
+        /// The connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// A correlation id of the call (repeatable; shown to clients on every answer).
+        #[arg(long = "correlation-id")]
+        correlation_ids: Vec<String>,
+        /// Start of the time range to search (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of it (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// What you saw, in your words.
+        #[arg(long)]
+        description: String,
+        /// Who reports it (default: $USER).
+        #[arg(long, env = "USER")]
+        by: Option<String>,
+    },
+    /// List incidents, newest first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+fn when(us: i64) -> String {
+    DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| us.to_string())
+}
+
+fn alert_json(a: &AlertRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": a.id, "time": when(a.created_us), "severity": a.severity, "kind": a.kind,
+        "principal": a.principal, "client": a.client, "source": a.source, "connector": a.connector,
+        "correlation_ids": serde_json::from_str::<serde_json::Value>(&a.correlation_ids).unwrap_or_default(),
+        "explanation": a.explanation, "status": a.status, "acked_by": a.acked_by,
+        "acked_at": a.acked_us.map(when),
+    })
+}
+
+fn incident_json(i: &IncidentRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": i.id, "time": when(i.created_us), "reported_by": i.reported_by, "principal": i.principal,
+        "connector": i.connector, "from": i.from_us.map(when), "to": i.to_us.map(when),
+        "description": i.description,
+        "correlation_ids": serde_json::from_str::<serde_json::Value>(&i.correlation_ids).unwrap_or_default(),
+        "status": i.status,
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs `portcullis alerts`.
+pub fn run_alerts(args: AlertsArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let store = args.db.open().await?;
+        match args.command {
+            AlertsCommand::List { all, limit, json } => {
+                let rows = store.alerts((!all).then_some("open"), limit.clamp(1, 10_000)).await?;
+                for a in &rows {
+                    if json {
+                        println!("{}", alert_json(a));
+                    } else {
+                        let who = a.principal.as_deref().or(a.source.as_deref()).or(a.client.as_deref()).unwrap_or("-");
+                        println!("{}  {}  {:<8} {:<26} {:<20} {}", a.id, when(a.created_us), a.severity, a.kind, who, a.explanation);
+                    }
+                }
+                if rows.is_empty() && !json {
+                    println!("no alerts");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            AlertsCommand::Show { id } => match store.alert(&id).await? {
+                Some(a) => {
+                    println!("{}", serde_json::to_string_pretty(&alert_json(&a))?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => bail!("no alert {id:?}; list them with `portcullis alerts list --all`"),
+            },
+            AlertsCommand::Ack { id, by } => {
+                let by = by.filter(|b| !b.trim().is_empty()).ok_or_else(|| anyhow::anyhow!("say who acknowledges with --by"))?;
+                if store.ack_alert(&id, &by, chrono::Utc::now().timestamp_micros()).await? {
+                    println!("alert {id} acknowledged by {by}");
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    bail!("alert {id:?} does not exist or is acknowledged already; see `portcullis alerts show {id}`")
+                }
+            }
+        }
+    })
+}
+
+fn parse_time(v: &Option<String>, flag: &str) -> anyhow::Result<Option<i64>> {
+    v.as_deref()
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.timestamp_micros())
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "--{flag} {s:?} is not an RFC 3339 time like 2026-12-01T10:00:00Z ({e})"
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// Runs `portcullis incidents`.
+pub fn run_incidents(args: IncidentsArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let store = args.db.open().await?;
+        match args.command {
+            IncidentsCommand::Report {
+                principal,
+                connector,
+                correlation_ids,
+                from,
+                to,
+                description,
+                by,
+            } => {
+                let report = LeakReport {
+                    reported_by: by.unwrap_or_default(),
+                    principal,
+                    connector,
+                    correlation_ids,
+                    from_us: parse_time(&from, "from")?,
+                    to_us: parse_time(&to, "to")?,
+                    description,
+                };
+                let now = chrono::Utc::now();
+                let row = report_leak(&store, &report, new_id(now), now.timestamp_micros()).await?;
+                println!("{}", serde_json::to_string_pretty(&incident_json(&row))?);
+                Ok(ExitCode::SUCCESS)
+            }
+            IncidentsCommand::List { limit } => {
+                for i in store.incidents(limit.clamp(1, 10_000)).await? {
+                    println!("{}", incident_json(&i));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
