@@ -21,6 +21,12 @@
 //!   `@obligation("confirm")` forbids and the forbids that read `context.confirmed`: it runs only
 //!   when no policy erred and only confirmation forbids held, so every other forbid was false
 //!   without an error, and is again on the same facts with another `confirmed`.
+//!
+//! And the subsets hold cheaper copies of the policies, made once at load with the same id,
+//! effect, annotations and meaning: the action scope is dropped (a subset is built for one
+//! action, and only policies whose action scope admits it go in; scopes never err), and
+//! `x in [E1, E2]` over entity literals reads `x in E1 || x in E2` (Cedar builds the set value on
+//! every evaluation otherwise; neither form can err).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,10 +235,60 @@ fn reads_confirmed(json: &Value) -> bool {
     vars != other_attrs
 }
 
+/// `x in [E1, ..., En]`, `x` a variable and each `Ei` an entity literal, as
+/// `x in E1 || ... || x in En`; everything else as it is.
+fn unfold_in_sets(e: &mut Value) {
+    match e {
+        Value::Object(m) => {
+            if let Some(unfolded) = m.get("in").and_then(in_set_as_or) {
+                *e = unfolded;
+                return;
+            }
+            m.values_mut().for_each(unfold_in_sets);
+        }
+        Value::Array(a) => a.iter_mut().for_each(unfold_in_sets),
+        _ => {}
+    }
+}
+
+fn in_set_as_or(args: &Value) -> Option<Value> {
+    let left = args.get("left").filter(|l| l.get("Var").is_some())?;
+    let items = args.get("right")?.get("Set")?.as_array()?;
+    let entity = |v: &Value| v.get("Value").is_some_and(|v| v.get("__entity").is_some());
+    if items.is_empty() || !items.iter().all(entity) {
+        return None;
+    }
+    let mut ins = items
+        .iter()
+        .map(|i| serde_json::json!({ "in": { "left": left, "right": i } }));
+    let first = ins.next()?;
+    Some(ins.fold(
+        first,
+        |acc, i| serde_json::json!({ "||": { "left": acc, "right": i } }),
+    ))
+}
+
+/// The copy of `p` that subsets hold (see the module doc), or `p` itself where a copy cannot be
+/// made.
+fn for_evaluation(p: &Policy, json: Option<&Value>) -> Policy {
+    let Some(mut json) = json.cloned() else {
+        return p.clone();
+    };
+    if let Some(m) = json.as_object_mut() {
+        m.insert("action".into(), serde_json::json!({ "op": "All" }));
+        if let Some(c) = m.get_mut("conditions") {
+            unfold_in_sets(c);
+        }
+    }
+    Policy::from_json(Some(p.id().clone()), json).unwrap_or_else(|_| p.clone())
+}
+
 /// What the index knows of one policy.
 #[derive(Debug)]
 struct Indexed {
     policy: Policy,
+    /// What subsets hold: see [`for_evaluation`].
+    eval: Policy,
     principal: Option<EntityUid>,
     /// See [`guards`]; empty when the policy has none (or its JSON form could not be had).
     guards: Vec<(String, bool)>,
@@ -323,6 +379,7 @@ impl PolicyIndex {
                 || p.annotation("obligation") == Some(OBLIGATION_CONFIRM)
                 || json.as_ref().is_none_or(reads_confirmed);
             policies.push(Indexed {
+                eval: for_evaluation(p, json.as_ref()),
                 policy: p.clone(),
                 principal: principal_key(p),
                 guards: json.as_ref().map(guards).unwrap_or_default(),
@@ -449,7 +506,7 @@ impl PolicyIndex {
     fn set_of(&self, members: impl Iterator<Item = usize>) -> Option<Arc<PolicySet>> {
         let mut set = PolicySet::new();
         for i in members {
-            set.add(self.policies[i].policy.clone()).ok()?;
+            set.add(self.policies[i].eval.clone()).ok()?;
         }
         Some(Arc::new(set))
     }
@@ -578,6 +635,23 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn evaluation_copies_drop_the_action_scope_and_unfold_entity_sets() {
+        let text = "@id(\"x\") @reason(\"r\") permit (principal in Portcullis::Group::\"g\", action in [Portcullis::Action::\"list\", Portcullis::Action::\"call_tool\"], resource) when { principal in [Portcullis::Role::\"a\", Portcullis::Role::\"b\"] && context.scopes.containsAny([\"s\"]) };";
+        let p = Policy::from_str(text).unwrap();
+        let e = for_evaluation(&p, p.to_json().ok().as_ref());
+        assert_eq!(e.id(), p.id());
+        assert_eq!(e.annotation("reason"), Some("r"));
+        assert_eq!(e.effect(), p.effect());
+        assert_eq!(e.principal_constraint(), p.principal_constraint());
+        assert_eq!(e.action_constraint(), ActionConstraint::Any);
+        let want = Policy::from_str("permit (principal in Portcullis::Group::\"g\", action, resource) when { (principal in Portcullis::Role::\"a\" || principal in Portcullis::Role::\"b\") && context.scopes.containsAny([\"s\"]) };").unwrap();
+        assert_eq!(
+            e.to_json().unwrap()["conditions"],
+            want.to_json().unwrap()["conditions"]
+        );
     }
 
     #[test]
