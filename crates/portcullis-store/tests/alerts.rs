@@ -1,10 +1,10 @@
 //! The alert and incident tables on both backends (MON-2, MON-4): stored, listed newest first,
 //! acknowledged once.
 
-use portcullis_store::alerts::{AlertRow, IncidentRow};
-use portcullis_store::{DatabaseUrl, OpenMode, Store};
+mod common;
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+use portcullis_store::Store;
+use portcullis_store::alerts::{AlertRow, IncidentRow};
 
 fn alert(id: &str, created_us: i64) -> AlertRow {
     AlertRow {
@@ -69,42 +69,10 @@ async fn exercise(store: &Store) {
 
 #[tokio::test]
 async fn sqlite_alerts_and_incidents() {
-    let dir = tempfile::tempdir().unwrap();
-    let url: DatabaseUrl = format!("sqlite://{}", dir.path().join("p.db").display())
-        .parse()
-        .unwrap();
-    let store = Store::open(&url, OpenMode::CreateIfMissing).await.unwrap();
-    exercise(&store).await;
+    common::on_sqlite(async |s: &Store| exercise(s).await).await;
 }
 
 #[tokio::test]
 async fn postgres_alerts_and_incidents() {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(PG_ADMIN_URL)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is required for this test but {PG_ADMIN_URL} is unreachable ({e})")
-        });
-    let name = format!("portcullis_alerts_{}", std::process::id());
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let url: DatabaseUrl = format!("postgres://postgres@127.0.0.1:5432/{name}")
-        .parse()
-        .unwrap();
-    let store = Store::open(&url, OpenMode::CreateIfMissing).await.unwrap();
-    exercise(&store).await;
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    common::on_postgres("alerts", async |s: &Store| exercise(s).await).await;
 }

@@ -1,10 +1,10 @@
 //! The approval queue's table on both backends (HC-2, HC-3): a decision happens once, only
 //! while pending and unexpired; an approval is used once, only by the call it is bound to.
 
-use portcullis_store::approvals::ApprovalRow;
-use portcullis_store::{DatabaseUrl, OpenMode, Store};
+mod common;
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+use portcullis_store::Store;
+use portcullis_store::approvals::ApprovalRow;
 
 fn row(id: &str, expires_us: i64) -> ApprovalRow {
     ApprovalRow {
@@ -87,42 +87,10 @@ async fn exercise(store: &Store) {
 
 #[tokio::test]
 async fn sqlite_approval_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let url: DatabaseUrl = format!("sqlite://{}", dir.path().join("p.db").display())
-        .parse()
-        .unwrap();
-    let store = Store::open(&url, OpenMode::CreateIfMissing).await.unwrap();
-    exercise(&store).await;
+    common::on_sqlite(async |s: &Store| exercise(s).await).await;
 }
 
 #[tokio::test]
 async fn postgres_approval_queue() {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(PG_ADMIN_URL)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is required for this test but {PG_ADMIN_URL} is unreachable ({e})")
-        });
-    let name = format!("portcullis_approvals_{}", std::process::id());
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let url: DatabaseUrl = format!("postgres://postgres@127.0.0.1:5432/{name}")
-        .parse()
-        .unwrap();
-    let store = Store::open(&url, OpenMode::CreateIfMissing).await.unwrap();
-    exercise(&store).await;
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    common::on_postgres("approvals", async |s: &Store| exercise(s).await).await;
 }
