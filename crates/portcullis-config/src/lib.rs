@@ -5,6 +5,7 @@
 mod auth;
 mod credential;
 mod federation;
+pub mod inspect;
 mod model;
 mod monitor;
 mod policy;
@@ -18,6 +19,11 @@ pub use federation::{
     ExternalIssuerConfig, FederationConfig, FederationSecretError, IntrospectionConfig,
     ValidExternalIssuer, ValidFederation, ValidIntrospection, resolve_secret, validate_external,
     validate_federation,
+};
+pub use inspect::{
+    ArgumentLimitsConfig, ConnectorInspectConfig, DataAction, DataRule, DataRuleConfig,
+    EgressConfig, InjectionAction, InjectionConfig, InspectionConfig, RuleDirection, RuleMatch,
+    ValidEgress, ValidInspection, ValidToolInspect, default_rules,
 };
 pub use model::{AuditSettings, Config, ConnectorConfig, ConnectorType, Limits};
 pub use monitor::{
@@ -59,14 +65,26 @@ pub fn load_str(text: &str, file: &str) -> Result<ValidConfig, ConfigError> {
     validate::validate(raw, file)
 }
 
+/// The config text of the embedded default. The demo's `fetch_url` serves a built-in web and
+/// never touches the network, so its hosts are allowed without resolving them (EG-1).
+pub const EMBEDDED_DEFAULT: &str = "\
+connectors:
+  crm:
+    type: demo
+    description: Demo CRM with synthetic customers
+    tools:
+      export_customers:
+        bulk: true
+    egress:
+      allow: [docs.example.com, blog.example.com, news.example.net, wiki.example.org,
+              forum.example.com, paste.example.net]
+      resolve: false
+";
+
 /// The embedded default: listen on 127.0.0.1:8080, state in `./portcullis-data`, and the built-in
 /// demo connector `crm`.
 pub fn embedded_default() -> ValidConfig {
-    load_str(
-        "connectors:\n  crm:\n    type: demo\n    description: Demo CRM with synthetic customers\n    tools:\n      export_customers:\n        bulk: true\n",
-        "<embedded default>",
-    )
-    .expect("the embedded default config is valid")
+    load_str(EMBEDDED_DEFAULT, "<embedded default>").expect("the embedded default config is valid")
 }
 
 /// A JSON Schema (draft 2020-12) of the config file.

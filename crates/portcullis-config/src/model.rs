@@ -52,6 +52,10 @@ pub struct Config {
     pub trusted_proxies: Vec<Spanned<String>>,
     /// Anomaly detection, alerts, automatic blocks and rate limits (MON-1, MON-2).
     pub monitor: Option<crate::monitor::MonitorConfig>,
+    /// The inspection pipeline: argument limits, data rules, injection handling, tool pinning
+    /// (IV-1, DLP-4, PI-1, PI-2, PI-3).
+    #[serde(default)]
+    pub inspection: crate::inspect::InspectionConfig,
 }
 
 /// Limits that protect the gateway and the connectors from abuse (IV-2).
@@ -172,4 +176,10 @@ pub struct ConnectorConfig {
     /// Marks on tools that their annotations do not carry (bulk, destructive, classification).
     #[serde(default)]
     pub tools: BTreeMap<String, crate::policy::ToolMarks>,
+    /// Where URLs in tool arguments may point, retries and the circuit breaker (EG-1, EG-2).
+    #[serde(default)]
+    pub egress: crate::inspect::EgressConfig,
+    /// Per-tool inspection: stricter schemas, output field allow-lists, injection handling.
+    #[serde(default)]
+    pub inspect: crate::inspect::ConnectorInspectConfig,
 }

@@ -17,7 +17,7 @@ use crate::validate::ConfigError;
 #[derive(JsonSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // only its schema is used
-enum SecretRefSchema {
+pub(crate) enum SecretRefSchema {
     /// An environment variable holding the value.
     Env {
         /// Variable name.
@@ -61,6 +61,13 @@ pub struct OffHoursConfig {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub utc_offsets: BTreeMap<String, Spanned<String>>,
+    /// A principal still in the learning period (`min_history_days`) is reported only for a
+    /// session of this many off-hours calls (1 to 1000; default 3)...
+    #[schemars(with = "Option<u64>")]
+    pub min_calls: Option<Spanned<u64>>,
+    /// ...within this many seconds (60 to 86400; default 1800).
+    #[schemars(with = "Option<u64>")]
+    pub window_secs: Option<Spanned<u64>>,
 }
 
 /// An automatic block.
@@ -158,6 +165,16 @@ pub struct MonitorConfig {
     pub sensitive_tools: Option<Vec<String>>,
     /// Off-hours access.
     pub off_hours: Option<OffHoursConfig>,
+    /// The learning period: earlier days with calls a principal needs before their habits
+    /// (working hours, networks) are trusted (0 to 60; default 2). Until then a new network is
+    /// learned without an alert and off-hours needs a session (`off_hours.min_calls`).
+    #[schemars(with = "Option<u64>")]
+    pub min_history_days: Option<Spanned<u64>>,
+    /// Known networks (corporate offices, VPN egress) in CIDR notation, like `10.0.0.0/8` or
+    /// `2001:db8::/32`: calls from them never count as a new network.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub trusted_networks: Vec<Spanned<String>>,
     /// Automatic blocks (default: `auth.brute_force` blocks the source for 15 minutes).
     pub block: Option<Vec<BlockConfig>>,
     /// Rate limits.
@@ -167,6 +184,11 @@ pub struct MonitorConfig {
     pub webhook: Option<WebhookConfig>,
     /// Email sink.
     pub email: Option<EmailConfig>,
+    /// OpenTelemetry traces (MON-5): the OTLP/HTTP collector's base URL, like
+    /// `http://127.0.0.1:4318` (spans go to `/v1/traces`). Without it the standard
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` is used, when set.
+    #[schemars(with = "Option<String>")]
+    pub otlp_endpoint: Option<Spanned<String>>,
 }
 
 /// A validated threshold.
@@ -191,6 +213,10 @@ pub struct ValidOffHours {
     pub default_offset_minutes: i32,
     /// Per principal, minutes.
     pub offsets: BTreeMap<String, i32>,
+    /// Off-hours calls that make a session, for a principal in the learning period.
+    pub min_calls: u32,
+    /// The window they are counted in.
+    pub window: Duration,
 }
 
 /// A validated block rule.
@@ -241,6 +267,10 @@ pub struct ValidMonitor {
     pub sensitive_tools: Vec<String>,
     /// Off-hours.
     pub off_hours: ValidOffHours,
+    /// The learning period, in earlier active days.
+    pub min_history_days: u32,
+    /// Known networks: never a new network.
+    pub trusted_networks: Vec<ipnet::IpNet>,
     /// Automatic blocks.
     pub blocks: Vec<ValidBlock>,
     /// Per principal quota.
@@ -255,6 +285,8 @@ pub struct ValidMonitor {
     pub webhook_url: Option<SecretSource>,
     /// Email sink.
     pub email: Option<ValidEmail>,
+    /// The OTLP/HTTP traces URL (the configured base with `/v1/traces`).
+    pub otlp_traces_url: Option<String>,
 }
 
 impl Default for ValidMonitor {
@@ -371,6 +403,71 @@ fn offset(file: &str, v: &Spanned<String>, name: &str) -> Result<i32, ConfigErro
     Ok(sign * (h * 60 + m))
 }
 
+/// The traces URL of an OTLP/HTTP collector's base URL: http or https, with a host, no
+/// credentials in it (they would be logged and stored in the config file).
+fn otlp_url(file: &str, v: &Spanned<String>) -> Result<String, ConfigError> {
+    let text = v.value.trim();
+    let bad = |why: &str| {
+        at(
+            file,
+            v,
+            format!(
+                "`monitor.otlp_endpoint` {why}; write the collector's base URL like http://127.0.0.1:4318"
+            ),
+        )
+    };
+    let uri: http::Uri = text.parse().map_err(|_| bad("is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad("must be http or https"));
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(bad("has no host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(bad(
+            "holds credentials, which may not be written in the config file (AUTH-8)",
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(bad("has a query string"));
+    }
+    let base = text.trim_end_matches('/');
+    Ok(if base.ends_with("/v1/traces") {
+        base.to_string()
+    } else {
+        format!("{base}/v1/traces")
+    })
+}
+
+/// Parses a CIDR network (`10.0.0.0/8`) or a single address (as its /32 or /128).
+fn network(file: &str, v: &Spanned<String>) -> Result<ipnet::IpNet, ConfigError> {
+    let text = v.value.trim();
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    let net: ipnet::IpNet = text.parse().map_err(|_| {
+        at(
+            file,
+            v,
+            format!(
+                "`monitor.trusted_networks` entry {text:?} is not a network: write it in CIDR notation like 10.0.0.0/8 or 2001:db8::/32"
+            ),
+        )
+    })?;
+    // Host bits set (10.1.2.3/8) usually means a typo in the prefix length: say so.
+    if net.trunc() != net {
+        return Err(at(
+            file,
+            v,
+            format!(
+                "`monitor.trusted_networks` entry {text:?} has host bits set; did you mean {}?",
+                net.trunc()
+            ),
+        ));
+    }
+    Ok(net)
+}
+
 fn quota(
     file: &str,
     q: &Option<QuotaConfig>,
@@ -418,6 +515,19 @@ pub(crate) fn validate_monitor(
         Some(v) => offset(file, v, "off_hours.default_utc_offset")?,
         None => 0,
     };
+    let min_calls = num(file, &oh.min_calls, "off_hours.min_calls", 3, (1, 1_000))? as u32;
+    let off_window = Duration::from_secs(num(
+        file,
+        &oh.window_secs,
+        "off_hours.window_secs",
+        1_800,
+        (60, 86_400),
+    )?);
+    let min_history_days = num(file, &raw.min_history_days, "min_history_days", 2, (0, 60))? as u32;
+    let mut trusted_networks = Vec::new();
+    for n in &raw.trusted_networks {
+        trusted_networks.push(network(file, n)?);
+    }
     let mut blocks = Vec::new();
     match &raw.block {
         None => blocks.push(ValidBlock {
@@ -523,7 +633,13 @@ pub(crate) fn validate_monitor(
             })
         }
     };
+    let otlp_traces_url = raw
+        .otlp_endpoint
+        .as_ref()
+        .map(|v| otlp_url(file, v))
+        .transpose()?;
     Ok(ValidMonitor {
+        otlp_traces_url,
         enabled: raw.enabled.unwrap_or(true),
         throttle: Duration::from_secs(num(
             file,
@@ -549,7 +665,11 @@ pub(crate) fn validate_monitor(
             weekends_off: oh.weekends_off.unwrap_or(true),
             default_offset_minutes,
             offsets,
+            min_calls,
+            window: off_window,
         },
+        min_history_days,
+        trusted_networks,
         blocks,
         per_principal: quota(
             file,
@@ -614,5 +734,59 @@ mod tests {
         assert!(e.message.contains("UTC offset") && e.line == 2, "{e}");
         let e = parse("block:\n  - {on: x, target: everyone, minutes: 5}\n").unwrap_err();
         assert!(e.message.contains("principal, client or source"), "{e}");
+    }
+
+    #[test]
+    fn learning_period_and_trusted_networks() {
+        // MON-1: the defaults the replay evaluation ran with (EVAL.md).
+        let d = ValidMonitor::default();
+        assert_eq!(d.min_history_days, 2);
+        assert_eq!(d.off_hours.min_calls, 3);
+        assert_eq!(d.off_hours.window, Duration::from_secs(1800));
+        assert!(d.trusted_networks.is_empty());
+        let v = parse(
+            "min_history_days: 5\noff_hours: {min_calls: 2, window_secs: 600}\ntrusted_networks:\n  - 10.0.0.0/8\n  - 2001:db8::/32\n  - 192.0.2.7\n",
+        )
+        .unwrap();
+        assert_eq!(v.min_history_days, 5);
+        assert_eq!(v.off_hours.min_calls, 2);
+        assert_eq!(v.off_hours.window, Duration::from_secs(600));
+        let nets: Vec<String> = v.trusted_networks.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"]);
+        let e = parse("trusted_networks:\n  - 10.1.2.3/8\n").unwrap_err();
+        assert!(
+            e.message.contains("host bits") && e.message.contains("10.0.0.0/8") && e.line == 2,
+            "{e}"
+        );
+        let e = parse("trusted_networks: [corp-vpn]\n").unwrap_err();
+        assert!(e.message.contains("CIDR") && e.line == 1, "{e}");
+        let e = parse("min_history_days: 61\n").unwrap_err();
+        assert!(e.message.contains("min_history_days"), "{e}");
+        let e = parse("off_hours: {min_calls: 0}\n").unwrap_err();
+        assert!(e.message.contains("off_hours.min_calls"), "{e}");
+    }
+
+    #[test]
+    fn otlp_endpoint_is_a_collector_base_url() {
+        // MON-5.
+        assert_eq!(ValidMonitor::default().otlp_traces_url, None);
+        let v = parse("otlp_endpoint: http://127.0.0.1:4318\n").unwrap();
+        assert_eq!(
+            v.otlp_traces_url.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        let v = parse("otlp_endpoint: https://otel.example/v1/traces/\n").unwrap();
+        assert_eq!(
+            v.otlp_traces_url.as_deref(),
+            Some("https://otel.example/v1/traces")
+        );
+        for (bad, why) in [
+            ("ftp://otel.example", "http or https"),
+            ("otel.example:4318", "http or https"),
+            ("http://user:pw@otel.example", "credentials"),
+        ] {
+            let e = parse(&format!("otlp_endpoint: \"{bad}\"\n")).unwrap_err();
+            assert!(e.message.contains(why) && e.line == 1, "{bad}: {e}");
+        }
     }
 }

@@ -72,6 +72,11 @@ pub struct ToolMarks {
     /// Treat it as destructive whatever its annotations say (HC-1).
     #[serde(default)]
     pub destructive: bool,
+    /// Treat it as read-only (and so neither destructive nor retried unsafely) when its
+    /// connector does not annotate it: the admin vouches for it. Cannot be combined with
+    /// `destructive`.
+    #[serde(default)]
+    pub read_only: bool,
     /// Its data classification when it differs from the connector's.
     pub classification: Option<String>,
 }
@@ -130,6 +135,8 @@ pub struct ValidToolMarks {
     pub bulk: bool,
     /// Destructive whatever the annotations say.
     pub destructive: bool,
+    /// Read-only whatever the annotations say.
+    pub read_only: bool,
     /// Classification override.
     pub classification: Option<String>,
 }
@@ -249,11 +256,17 @@ pub(crate) fn validate_connector_facts<T>(
                 "connector {connector:?}, tool {name:?}: classification {c:?} is not one of public, internal, confidential, restricted"
             )));
         }
+        if m.read_only && m.destructive {
+            return Err(bad(format!(
+                "connector {connector:?}, tool {name:?}: a tool cannot be marked both read_only and destructive"
+            )));
+        }
         out_tools.insert(
             name.clone(),
             ValidToolMarks {
                 bulk: m.bulk,
                 destructive: m.destructive,
+                read_only: m.read_only,
                 classification: m.classification.clone(),
             },
         );

@@ -126,6 +126,10 @@ pub struct Connector {
     pub environment: Environment,
     /// What policies decide on (owner, classification, sharing, tool marks).
     pub policy: crate::policy::ConnectorPolicyFacts,
+    /// Egress allow-list, retries and circuit breaker (EG-1, EG-2).
+    pub egress: crate::inspect::ValidEgress,
+    /// Per-tool inspection settings, by tool name (IV-1, DLP-5, PI-1).
+    pub inspect: BTreeMap<String, crate::inspect::ValidToolInspect>,
 }
 
 /// A deployment environment (AZ-4): connectors and tokens belong to one.
@@ -254,6 +258,8 @@ pub struct ValidConfig {
     pub auth: crate::auth::ValidAuth,
     /// Anomaly detection, alerts, blocks and rate limits (defaults when the section is absent).
     pub monitor: crate::monitor::ValidMonitor,
+    /// The inspection pipeline's settings (defaults when the section is absent).
+    pub inspection: crate::inspect::ValidInspection,
 }
 
 /// Names are used in URLs (`/mcp/{name}`), as tool prefixes (`{name}__tool`) and as URI schemes
@@ -377,6 +383,7 @@ pub(crate) fn validate(raw: Config, file: &str) -> Result<ValidConfig, ConfigErr
         public_url,
         environment,
         policy: crate::policy::validate_policy(&raw.policy, file)?,
+        inspection: crate::inspect::validate_inspection(file, &raw.inspection)?,
         auth,
         monitor,
     })
@@ -509,6 +516,8 @@ fn validate_connector(
             c.sharing.as_ref(),
             &c.tools,
         )?,
+        egress: crate::inspect::validate_egress(file, &c.egress)?,
+        inspect: crate::inspect::validate_connector_inspect(file, name, &c.inspect)?,
     })
 }
 
