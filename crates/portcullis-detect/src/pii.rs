@@ -557,7 +557,10 @@ fn card_brand_ok(d: &[u8]) -> bool {
         2 => (2221..=2720).contains(&p(4)) && n == 16, // Mastercard 2-series
         3 => {
             (p(2) == 34 || p(2) == 37) && n == 15                                    // Amex
-            || (300..=305).contains(&p(3)) && n == 14 || p(2) == 36 && n == 14 || p(2) == 38 && n == 14 // Diners
+            // Diners Club International: 14 digits historically, 16 to 19 since (the demo's
+            // 3056 9300 0902 0004 is a 16-digit Diners test number).
+            || ((300..=305).contains(&p(3)) || p(4) == 3095 || matches!(p(2), 36 | 38 | 39))
+                && (14..=19).contains(&n)
             || (3528..=3589).contains(&p(4)) && (16..=19).contains(&n)
         } // JCB
         6 => {
