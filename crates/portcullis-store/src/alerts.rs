@@ -145,3 +145,66 @@ impl Store {
             .map_err(self.err("listing incidents"))
     }
 }
+
+/// What a user's leak report said about the text (MON-4), beside the incident it opened. The
+/// text itself is never stored (AU-2).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LeakReportRow {
+    /// The incident it opened.
+    pub incident_id: String,
+    /// The tool the reporter named, if any.
+    pub tool: Option<String>,
+    /// SHA-256 of the reported text, lower-case hex: the same text reported twice is
+    /// recognisable without keeping it.
+    pub text_sha256: String,
+    /// Length of the text in characters.
+    pub text_chars: i64,
+    /// JSON array of the detector kinds found in the text, like `["pii.email"]`.
+    pub finding_kinds: String,
+    /// How the events were linked: `findings` (events whose recorded findings share a kind
+    /// with the text), `time` (no kind found: every call in the window) or `correlation_id`.
+    pub matched_by: String,
+}
+
+const LEAK_COLUMNS: &str = "incident_id, tool, text_sha256, text_chars, finding_kinds, matched_by";
+
+impl Store {
+    /// Stores a leak report's incident and its report in one transaction, so an incident is
+    /// never half-recorded.
+    pub async fn insert_leak_incident(
+        &self,
+        incident: &IncidentRow,
+        report: &LeakReportRow,
+    ) -> Result<(), StoreError> {
+        let doing = "storing a leak report";
+        let isql = format!(
+            "INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        );
+        let lsql =
+            format!("INSERT INTO leak_reports ({LEAK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        let r = incident;
+        dispatch!(self.db(), pool => {
+            let mut tx = pool.begin().await.map_err(self.err(doing))?;
+            sqlx::query(sqlx::AssertSqlSafe(isql.clone()))
+                .bind(&r.id).bind(r.created_us).bind(&r.reported_by).bind(&r.principal)
+                .bind(&r.connector).bind(r.from_us).bind(r.to_us).bind(&r.description)
+                .bind(&r.correlation_ids).bind(&r.status)
+                .execute(&mut *tx).await.map_err(self.err(doing))?;
+            sqlx::query(sqlx::AssertSqlSafe(lsql.clone()))
+                .bind(&report.incident_id).bind(&report.tool).bind(&report.text_sha256)
+                .bind(report.text_chars).bind(&report.finding_kinds).bind(&report.matched_by)
+                .execute(&mut *tx).await.map_err(self.err(doing))?;
+            tx.commit().await.map_err(self.err(doing))
+        })
+    }
+
+    /// The leak report of an incident, when it came from one.
+    pub async fn leak_report(
+        &self,
+        incident_id: &str,
+    ) -> Result<Option<LeakReportRow>, StoreError> {
+        let sql = format!("SELECT {LEAK_COLUMNS} FROM leak_reports WHERE incident_id = $1");
+        dispatch!(self.db(), pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(incident_id).fetch_optional(pool).await)
+            .map_err(self.err("reading a leak report"))
+    }
+}

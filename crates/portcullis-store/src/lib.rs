@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -4,7 +4,7 @@
 mod common;
 
 use portcullis_store::Store;
-use portcullis_store::alerts::{AlertRow, IncidentRow};
+use portcullis_store::alerts::{AlertRow, IncidentRow, LeakReportRow};
 
 fn alert(id: &str, created_us: i64) -> AlertRow {
     AlertRow {
@@ -65,6 +65,38 @@ async fn exercise(store: &Store) {
     assert_eq!(store.incident("i1").await.unwrap().unwrap(), inc);
     assert_eq!(store.incidents(10).await.unwrap().len(), 1);
     assert!(store.incident("zzz").await.unwrap().is_none());
+    assert!(store.leak_report("i1").await.unwrap().is_none());
+
+    // MON-4: a leak report opens its incident and keeps the text's digest and kinds, never the
+    // text; both rows or neither.
+    let inc2 = IncidentRow {
+        id: "i2".into(),
+        created_us: 6_000,
+        description: "user-reported leak".into(),
+        ..inc.clone()
+    };
+    let report = LeakReportRow {
+        incident_id: "i2".into(),
+        tool: Some("search_customers".into()),
+        text_sha256: "ab".repeat(32),
+        text_chars: 120,
+        finding_kinds: "[\"pii.card\"]".into(),
+        matched_by: "findings".into(),
+    };
+    store.insert_leak_incident(&inc2, &report).await.unwrap();
+    assert_eq!(store.incident("i2").await.unwrap().unwrap(), inc2);
+    assert_eq!(store.leak_report("i2").await.unwrap().unwrap(), report);
+    // A second report under the same incident id fails as a whole: no orphan report row.
+    let dup = LeakReportRow {
+        incident_id: "i3".into(),
+        ..report.clone()
+    };
+    let again = IncidentRow {
+        id: "i2".into(),
+        ..inc2.clone()
+    };
+    assert!(store.insert_leak_incident(&again, &dup).await.is_err());
+    assert!(store.leak_report("i3").await.unwrap().is_none());
 }
 
 #[tokio::test]
