@@ -16,27 +16,30 @@ use tokio::sync::mpsc;
 
 use super::credentials::{Caller, CredentialHeaders, CredentialProvider};
 use super::lines::MAX_LINE_BYTES;
+use super::resilience::{GuardedConnector, ResolverSlot, find_blocked, parse_retry_after};
 use super::{Exchange, Inbox, RequestCtx, UpMsg, Upstream, UpstreamError};
 use crate::jsonrpc::{Kind, upstream_head};
 
-/// The pooled HTTP client shared by all HTTP upstreams (TLS verification always on, EG-2).
-pub type HttpClient = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+/// The pooled HTTP client shared by all HTTP upstreams. TLS verification is always on (EG-2):
+/// rustls with the webpki roots, and no code path builds a client without it. Every connection
+/// goes through a [`GuardedConnector`], which refuses link-local and cloud metadata addresses
+/// at connect time (EG-1).
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<GuardedConnector>, Full<Bytes>>;
 
-/// Builds the shared client: HTTP/1.1 and HTTP/2, rustls with the webpki roots, TCP_NODELAY.
+/// Builds a client resolving names with the system's resolver (see [`client_with`]).
 pub fn client() -> HttpClient {
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    client_with(Arc::new(ResolverSlot::default()))
+}
+
+/// Builds a client resolving names through `resolver`: HTTP/1.1 and HTTP/2, rustls with the
+/// webpki roots, TCP_NODELAY, addresses checked after resolution.
+pub fn client_with(resolver: Arc<ResolverSlot>) -> HttpClient {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(GuardedConnector::new(resolver));
     Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
@@ -157,7 +160,33 @@ impl HttpUpstream {
             connector: self.connector.to_string(),
             detail: detail.into(),
             status,
+            retry_after: None,
         }
+    }
+
+    /// What a failed connection attempt means for the client: refused by the gateway (blocked
+    /// address, certificate that does not verify) with the reason, or the connector
+    /// unavailable.
+    fn connect_failure(&self, e: &hyper_util::client::legacy::Error) -> UpstreamError {
+        if let Some(b) = find_blocked(e) {
+            return UpstreamError::Blocked {
+                connector: self.connector.to_string(),
+                detail: b.to_string(),
+            };
+        }
+        if let Some(tls) = find_certificate_error(e) {
+            let host = self.url.host().unwrap_or("");
+            return UpstreamError::Blocked {
+                connector: self.connector.to_string(),
+                detail: format!(
+                    "the TLS certificate of '{host}' does not verify ({tls}); the gateway \
+                     always verifies connector certificates against the public web PKI roots \
+                     (EG-2): serve the connector with a certificate for this host name from a \
+                     publicly trusted CA"
+                ),
+            };
+        }
+        self.unavailable(describe_client_error(e))
     }
 
     fn build(
@@ -246,7 +275,7 @@ impl HttpUpstream {
                     after: ctx.timeout,
                 });
             }
-            Ok(Err(e)) => return Err(self.unavailable(describe_client_error(&e))),
+            Ok(Err(e)) => return Err(self.connect_failure(&e)),
             Ok(Ok(r)) => r,
         };
         if resp.status() == StatusCode::UNAUTHORIZED {
@@ -326,6 +355,33 @@ fn content_type(resp: &http::Response<hyper::body::Incoming>) -> String {
         .to_ascii_lowercase()
 }
 
+/// The rustls certificate error somewhere in a connection error's causes. tokio-rustls wraps it
+/// in an `io::Error`, which hyper-rustls wraps in another, and `io::Error::source()` skips what
+/// it wraps: so each `io::Error` is opened as well as each cause followed.
+fn find_certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
+    let mut todo = vec![e];
+    // A bound, in case some error's causes loop.
+    for _ in 0..32 {
+        let err = todo.pop()?;
+        if let Some(
+            t @ (rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented),
+        ) = err.downcast_ref::<rustls::Error>()
+        {
+            return Some(t.clone());
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            todo.push(inner as &(dyn std::error::Error + 'static));
+        }
+        if let Some(src) = err.source() {
+            todo.push(src);
+        }
+    }
+    None
+}
+
 fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -356,6 +412,10 @@ impl Upstream for SharedHttpUpstream {
                 *this.session_id.lock() = Some(sid.clone());
             }
             if !status.is_success() {
+                let retry_after = resp
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(parse_retry_after);
                 let body = Limited::new(resp.into_body(), 4096)
                     .collect()
                     .await
@@ -368,7 +428,12 @@ impl Upstream for SharedHttpUpstream {
                     return Ok(rx);
                 }
                 let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-                return Err(this.protocol(format!("HTTP {status}: {text}"), Some(status.as_u16())));
+                return Err(UpstreamError::Protocol {
+                    connector: this.connector.to_string(),
+                    detail: format!("HTTP {status}: {text}"),
+                    status: Some(status.as_u16()),
+                    retry_after,
+                });
             }
             let ct = content_type(&resp);
             let (tx, rx) = mpsc::channel(64);
@@ -415,6 +480,7 @@ impl Upstream for SharedHttpUpstream {
                                         connector: connector.to_string(),
                                         detail: "the event stream ended before the response".into(),
                                         status: Some(status.as_u16()),
+                                        retry_after: None,
                                     }))
                                     .await;
                                 return;
@@ -425,6 +491,7 @@ impl Upstream for SharedHttpUpstream {
                                         connector: connector.to_string(),
                                         detail: format!("broken event stream: {e}"),
                                         status: Some(status.as_u16()),
+                                        retry_after: None,
                                     }))
                                     .await;
                                 return;
@@ -441,6 +508,7 @@ impl Upstream for SharedHttpUpstream {
                                     connector: connector.to_string(),
                                     detail: "an event that is not JSON-RPC".into(),
                                     status: Some(status.as_u16()),
+                                    retry_after: None,
                                 }))
                                 .await;
                             return;

@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod http;
 pub mod lines;
+pub mod resilience;
 
 use std::time::Duration;
 
@@ -40,6 +41,20 @@ pub enum UpstreamError {
         detail: String,
         /// HTTP status, when there was one.
         status: Option<u16>,
+        /// The answer's `Retry-After`, when it had one in seconds (EG-2: a retry of a
+        /// read-only request waits that long, up to a limit).
+        retry_after: Option<Duration>,
+    },
+    /// The gateway would not talk to the connector: its address is link-local or a cloud
+    /// metadata address (EG-1), or its TLS certificate does not verify (EG-2). Told to the
+    /// client as the connector being unavailable, with the reason; never retried (the same
+    /// check fails again) and not counted by the circuit breaker (so the reason stays visible).
+    #[error("connector '{connector}' is unavailable: {detail}")]
+    Blocked {
+        /// Connector name.
+        connector: String,
+        /// What was refused, why, and what to do.
+        detail: String,
     },
     /// The upstream no longer knows the session.
     #[error("connector '{connector}' no longer knows this session; initialize again")]
@@ -64,9 +79,9 @@ impl UpstreamError {
     pub fn code(&self) -> i64 {
         use crate::jsonrpc::code;
         match self {
-            UpstreamError::Unavailable { .. } | UpstreamError::Credential { .. } => {
-                code::UPSTREAM_UNAVAILABLE
-            }
+            UpstreamError::Unavailable { .. }
+            | UpstreamError::Blocked { .. }
+            | UpstreamError::Credential { .. } => code::UPSTREAM_UNAVAILABLE,
             UpstreamError::Timeout { .. } => code::UPSTREAM_TIMEOUT,
             UpstreamError::Protocol { .. } => code::UPSTREAM_PROTOCOL,
             UpstreamError::SessionGone { .. } => code::SESSION,
