@@ -302,6 +302,31 @@ fn main() {
         ));
     }
 
+    // Token theft: the victim's token (same client) used from another network while the victim
+    // keeps working, one call a minute for an hour from 11:00 local. Drawn after every other
+    // episode, so the traffic above is the same as without it.
+    let tt = pick(&mut rng);
+    let start_tt =
+        at(9, 0) - CDuration::minutes(i64::from(principals[tt].offset_min)) + CDuration::hours(2);
+    episodes.push(Episode {
+        name: "token_theft",
+        actor: principals[tt].name.clone(),
+        start: start_tt,
+    });
+    let thief = format!("198.51.100.{}", rng.range(1, 250));
+    for k in 0..60 {
+        id += 1;
+        let mut e = call(
+            start_tt + CDuration::minutes(k),
+            id,
+            &principals[tt],
+            "get_customer",
+            3_000,
+        );
+        e.source = Some(thief.clone());
+        events.push(e);
+    }
+
     events.sort_by_key(|e| e.time);
     let mut settings = Settings::default();
     if let Some(o) = settings.off_hours.as_mut() {
@@ -317,6 +342,11 @@ fn main() {
     );
     let mut first: HashMap<usize, (DateTime<Utc>, String)> = HashMap::new();
     let mut false_alerts: Vec<String> = Vec::new();
+    if std::env::var_os("REPLAY_DEBUG").is_some() {
+        for ep in &episodes {
+            eprintln!("{} {} {}", ep.name, ep.actor, ep.start);
+        }
+    }
     let started = std::time::Instant::now();
     for e in &events {
         let now = clock.now();
@@ -324,12 +354,19 @@ fn main() {
             clock.advance((e.time - now).to_std().unwrap_or_default());
         }
         for a in monitor.observe(e) {
-            let hit = episodes.iter().position(|ep| {
-                a.time >= ep.start
-                    && a.time <= ep.start + CDuration::hours(8)
-                    && (a.principal.as_deref() == Some(&ep.actor)
-                        || a.source.as_deref() == Some(&ep.actor))
-            });
+            // When one actor plays in two episodes, the alert belongs to the one that began
+            // last before it (the other was under way already).
+            let hit = episodes
+                .iter()
+                .enumerate()
+                .filter(|(_, ep)| {
+                    a.time >= ep.start
+                        && a.time <= ep.start + CDuration::hours(8)
+                        && (a.principal.as_deref() == Some(&ep.actor)
+                            || a.source.as_deref() == Some(&ep.actor))
+                })
+                .max_by_key(|(_, ep)| ep.start)
+                .map(|(k, _)| k);
             match hit {
                 Some(k) => {
                     first.entry(k).or_insert((a.time, a.kind.clone()));

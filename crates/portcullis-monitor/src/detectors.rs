@@ -141,11 +141,48 @@ pub struct Detectors {
     daily: Bounded<Daily>,
     stuffing: Bounded<Distinct>,
     tools_used: Bounded<HashSet<String>>,
-    networks: Bounded<Vec<String>>,
-    off_hours_day: Bounded<i64>,
-    /// Per principal: a bit per local hour of the day in which they were active on an earlier day.
-    habits: Bounded<(i64, u32, u32)>,
+    /// Per principal: how long we have known them, their hours and their networks.
+    habits: Bounded<Habits>,
+    /// Per principal and client (one token's holder): the latest networks in order.
+    client_nets: Bounded<NetRuns>,
 }
+
+/// What the monitor has learned about one principal (MON-1). Learned habits excuse what the
+/// principal does every day; a principal with too short a history has no habits yet, so their
+/// first days are not compared against one (the learning period, `Settings::min_history_days`).
+#[derive(Debug, Default)]
+struct Habits {
+    /// The current local day (days since the common era, in the principal's time zone).
+    day: i64,
+    /// Distinct local days with at least one call, `day` included.
+    active_days: u32,
+    /// A bit per local hour in which they called on an earlier day.
+    learned_hours: u32,
+    /// A bit per local hour in which they called today.
+    today_hours: u32,
+    /// The local day of the last off-hours alert (one per day).
+    off_reported_day: i64,
+    /// Time and correlation id of today's recent off-hours calls (at most `min_calls`).
+    off_recent: VecDeque<(i64, String)>,
+    /// Networks (/24, /48) they have called from, oldest first, at most [`MAX_NETWORKS`].
+    nets: Vec<String>,
+}
+
+/// Networks remembered per principal; the oldest goes first.
+const MAX_NETWORKS: usize = 32;
+
+/// One stretch of calls of one client from one network.
+#[derive(Debug)]
+struct NetRun {
+    net: String,
+    trusted: bool,
+    start_us: i64,
+    correlation_id: String,
+}
+
+/// The last four network stretches of one principal's client, newest last.
+#[derive(Debug, Default)]
+struct NetRuns(VecDeque<NetRun>);
 
 /// Reasons that mean an authentication failed.
 pub fn is_auth_failure(reason: &str) -> bool {
@@ -153,14 +190,24 @@ pub fn is_auth_failure(reason: &str) -> bool {
         || (reason.starts_with("token_") && reason != "token_verifier_unavailable")
 }
 
-/// The network a source address belongs to: IPv4 /24 or IPv6 /48; `None` when it is not an IP.
-pub fn network_of(source: &str) -> Option<String> {
-    // A source may carry a port (`ip:port` or `[v6]:port`).
-    let addr: std::net::IpAddr = source
+/// The IP address of a source (`ip`, `ip:port` or `[v6]:port`); `None` when it is not one.
+pub fn source_ip(source: &str) -> Option<std::net::IpAddr> {
+    source
         .parse()
         .ok()
-        .or_else(|| source.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))?;
-    Some(match addr {
+        .or_else(|| source.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+}
+
+/// The network a source address belongs to: IPv4 /24 or IPv6 /48; `None` when it is not an IP.
+/// Networks are compared at these prefixes because one household, office or mobile carrier
+/// hands out addresses within one of them: a new address there is not a new place.
+pub fn network_of(source: &str) -> Option<String> {
+    source_ip(source).map(network_of_ip)
+}
+
+/// [`network_of`] for a parsed address.
+pub fn network_of_ip(addr: std::net::IpAddr) -> String {
+    match addr {
         std::net::IpAddr::V4(v4) => {
             let o = v4.octets();
             format!("{}.{}.{}.0/24", o[0], o[1], o[2])
@@ -169,7 +216,7 @@ pub fn network_of(source: &str) -> Option<String> {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
         }
-    })
+    }
 }
 
 fn is_error(o: &Outcome) -> bool {
@@ -189,9 +236,8 @@ impl Detectors {
             daily: Bounded::new(max_keys),
             stuffing: Bounded::new(max_keys),
             tools_used: Bounded::new(max_keys),
-            networks: Bounded::new(max_keys),
-            off_hours_day: Bounded::new(max_keys),
             habits: Bounded::new(max_keys),
+            client_nets: Bounded::new(max_keys),
         }
     }
 
@@ -203,9 +249,8 @@ impl Detectors {
             + self.daily.len()
             + self.stuffing.len()
             + self.tools_used.len()
-            + self.networks.len()
-            + self.off_hours_day.len()
             + self.habits.len()
+            + self.client_nets.len()
     }
 
     fn base(
@@ -582,68 +627,152 @@ impl Detectors {
             }
         }
 
-        // MON-1: off-hours access, in the principal's time zone.
-        if let Some(rule) = &s.off_hours {
-            let offset = rule
-                .offsets
+        // The principal's history, in their local days: how many days we have known them.
+        let offset = s.off_hours.as_ref().map_or(0, |rule| {
+            rule.offsets
                 .get(&principal)
                 .copied()
-                .unwrap_or(rule.default_offset_minutes);
-            let local = now + chrono::Duration::minutes(i64::from(offset));
+                .unwrap_or(rule.default_offset_minutes)
+        });
+        let local = now + chrono::Duration::minutes(i64::from(offset));
+        let day = i64::from(local.date_naive().num_days_from_ce());
+        let h = self.habits.touch(&principal, now_us);
+        if h.day != day {
+            // Today's hours count from tomorrow, so a new habit is still reported once.
+            h.learned_hours |= h.today_hours;
+            h.today_hours = 0;
+            h.day = day;
+            h.active_days = h.active_days.saturating_add(1);
+            h.off_recent.clear();
+        }
+        let earlier_days = h.active_days.saturating_sub(1);
+        // Habits are only trusted once the principal has been seen on enough earlier days;
+        // before that everything they do is new, and new is not news.
+        let established = earlier_days >= s.min_history_days;
+        let corr = ev.correlation_id.as_str();
+
+        // MON-1: off-hours access, in the principal's time zone.
+        if let Some(rule) = &s.off_hours {
             let weekend = matches!(local.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun);
-            let h = local.hour();
+            let hour = local.hour();
+            h.today_hours |= 1 << hour;
+            // Hours they worked on earlier days are not off-hours for them; habit excuses the
+            // hour, never the weekend.
+            let habitual = h.learned_hours & (1 << hour) != 0;
+            let weekend_off = rule.weekends_off && weekend;
+            let off =
+                weekend_off || ((hour < rule.start_hour || hour >= rule.end_hour) && !habitual);
+            // An hour right beside their usual ones (21:00 for someone who works until 20:xx)
+            // is a long day, not an intruder: one such call is excused, a session is not.
+            let beside = (1u32 << ((hour + 23) % 24)) | (1u32 << ((hour + 1) % 24));
+            let beside_habit = !weekend_off && h.learned_hours & beside != 0;
             // Once per principal per local day: the first off-hours call is the news.
-            let day = local.date_naive().num_days_from_ce() as i64;
-            // The principal's own habit: hours they worked on earlier days are not off-hours
-            // for them (today's hours count from tomorrow, so a new habit is reported once).
-            let (hday, learned, today) = self.habits.touch(&principal, now_us);
-            if *hday != day {
-                *learned |= *today;
-                *today = 0;
-                *hday = day;
-            }
-            *today |= 1 << h;
-            let habitual = *learned & (1 << h) != 0;
-            // Habit excuses the hour, never the weekend.
-            if ((rule.weekends_off && weekend)
-                || ((h < rule.start_hour || h >= rule.end_hour) && !habitual))
-                && std::mem::replace(self.off_hours_day.touch(&principal, now_us), day) != day
-            {
-                out.push(Self::base(
-                    ev,
-                    "access.off_hours",
-                    Severity::Low,
-                    format!("principal={principal}|day={}", local.date_naive()),
-                    format!(
-                        "{principal} called at {} local time, outside working hours",
-                        local.format("%a %H:%M")
-                    ),
-                ));
+            if off && h.off_reported_day != day {
+                let window = rule.window.as_micros() as i64;
+                h.off_recent.retain(|(t, _)| now_us - *t <= window);
+                if h.off_recent.len() >= rule.min_calls.max(1) as usize {
+                    h.off_recent.pop_front();
+                }
+                h.off_recent.push_back((now_us, corr.to_string()));
+                // With an established history one call is enough (their hours are known and
+                // this is not one of them, nor beside one); otherwise only a session is:
+                // `min_calls` calls within `window`, not the one late call of someone
+                // finishing their day.
+                let sustained = h.off_recent.len() >= rule.min_calls.max(1) as usize;
+                let single = established && !beside_habit;
+                if single || sustained {
+                    h.off_reported_day = day;
+                    let why = if single {
+                        format!(
+                            "{principal} called at {} local time, outside working hours and outside their habits of {earlier_days} earlier days",
+                            local.format("%a %H:%M")
+                        )
+                    } else {
+                        format!(
+                            "{principal} made {} calls within {} s outside working hours, the latest at {} local time",
+                            h.off_recent.len(),
+                            rule.window.as_secs(),
+                            local.format("%a %H:%M")
+                        )
+                    };
+                    let mut d = Self::base(
+                        ev,
+                        "access.off_hours",
+                        Severity::Low,
+                        format!("principal={principal}|day={}", local.date_naive()),
+                        why,
+                    );
+                    d.evidence = h.off_recent.iter().map(|(_, c)| c.clone()).collect();
+                    out.push(d);
+                }
             }
         }
 
-        // MON-1: a principal's token used from a network it has not used before.
-        if s.new_network
-            && let Some(net) = ev.source.as_deref().and_then(network_of)
+        // MON-1: a principal's token used from a network it has not used before, and one
+        // client's token in use from two networks at once.
+        if let Some(rule) = &s.new_network
+            && let Some(ip) = ev.source.as_deref().and_then(source_ip)
         {
-            let key = format!("{principal}|{}", ev.client.as_deref().unwrap_or(""));
-            let nets = self.networks.touch(&key, now_us);
-            if !nets.contains(&net) {
-                let first = nets.is_empty();
-                if nets.len() == 16 {
-                    nets.remove(0);
+            let net = network_of_ip(ip);
+            // Corporate and VPN egress ranges are known places for everyone.
+            let trusted = rule.trusted.iter().any(|n| n.contains(&ip));
+            if !trusted && !h.nets.contains(&net) {
+                if h.nets.len() == MAX_NETWORKS {
+                    h.nets.remove(0);
                 }
-                nets.push(net.clone());
-                if !first {
+                h.nets.push(net.clone());
+                // During the learning period a new network is a habit being learned (home,
+                // office, the phone's hotspot), not a stolen token.
+                if established {
                     out.push(Self::base(
                         ev,
                         "token.new_network",
                         Severity::Medium,
                         format!("principal={principal}|net={net}"),
                         format!(
-                            "{principal} called from network {net}, not seen before for this client"
+                            "{principal} called from network {net}, not seen in {earlier_days} earlier days of their history"
                         ),
                     ));
+                }
+            }
+            // A token in two places: the same client going back and forth between two
+            // networks (A, B, A, B) within the window. Roaming (A, then B for the rest of the
+            // day) never does that, so this needs no history.
+            let client = ev.client.as_deref().unwrap_or("");
+            let runs = &mut self
+                .client_nets
+                .touch(&format!("{principal}|{client}"), now_us)
+                .0;
+            if runs.back().is_none_or(|r| r.net != net) {
+                if runs.len() == 4 {
+                    runs.pop_front();
+                }
+                runs.push_back(NetRun {
+                    net: net.clone(),
+                    trusted,
+                    start_us: now_us,
+                    correlation_id: corr.to_string(),
+                });
+                if runs.len() == 4
+                    && runs[0].net == runs[2].net
+                    && runs[1].net == runs[3].net
+                    && now_us - runs[1].start_us <= rule.concurrent_window.as_micros() as i64
+                    // Two trusted networks (office and VPN) alternating is ordinary.
+                    && !(runs[0].trusted && runs[1].trusted)
+                {
+                    let (a, b) = (runs[0].net.clone(), runs[1].net.clone());
+                    let mut d = Self::base(
+                        ev,
+                        "token.concurrent_networks",
+                        Severity::High,
+                        format!("principal={principal}|client={client}"),
+                        format!(
+                            "{principal}'s token for client {client} went back and forth between networks {a} and {b} within {} s: it is in use in two places",
+                            rule.concurrent_window.as_secs()
+                        ),
+                    );
+                    d.evidence = runs.iter().map(|r| r.correlation_id.clone()).collect();
+                    out.push(d);
                 }
             }
         }

@@ -65,6 +65,21 @@ pub struct OffHoursRule {
     pub default_offset_minutes: i32,
     /// UTC offset in minutes per principal (fixed offsets: daylight saving is not modelled).
     pub offsets: HashMap<String, i32>,
+    /// A principal still in the learning period (see [`Settings::min_history_days`]) is
+    /// reported only for a session: this many off-hours calls...
+    pub min_calls: u32,
+    /// ...within this window.
+    pub window: Duration,
+}
+
+/// A token used from a new network, or from two networks at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkRule {
+    /// Corporate, VPN and other known egress ranges: never a new network.
+    pub trusted: Vec<ipnet::IpNet>,
+    /// One client's calls going back and forth between two networks (A, B, A, B) within this
+    /// window means its token is in two places (`token.concurrent_networks`).
+    pub concurrent_window: Duration,
 }
 
 /// What an automatic response blocks.
@@ -137,8 +152,14 @@ pub struct Settings {
     /// Off-hours access (`access.off_hours`).
     pub off_hours: Option<OffHoursRule>,
     /// A principal's token used from a network (IPv4 /24, IPv6 /48) not seen before
-    /// (`token.new_network`).
-    pub new_network: bool,
+    /// (`token.new_network`, after the learning period), or one client's token from two
+    /// networks at once (`token.concurrent_networks`).
+    pub new_network: Option<NetworkRule>,
+    /// The learning period: earlier active days (local days with calls) a principal needs
+    /// before their habits (hours, networks) are trusted, so that what they have not done
+    /// before is news. Until then a new network is learned silently and off-hours needs a
+    /// session (`OffHoursRule::min_calls`).
+    pub min_history_days: u32,
     /// Calls to domains outside the allow-lists (`egress.unapproved_domain`).
     pub unapproved_domains: bool,
     /// Tool-definition drift (`tool.drift`, MON-3).
@@ -196,8 +217,14 @@ impl Default for Settings {
                 weekends_off: true,
                 default_offset_minutes: 0,
                 offsets: HashMap::new(),
+                min_calls: 3,
+                window: Duration::from_secs(1800),
             }),
-            new_network: true,
+            new_network: Some(NetworkRule {
+                trusted: Vec::new(),
+                concurrent_window: Duration::from_secs(3600),
+            }),
+            min_history_days: 2,
             unapproved_domains: true,
             drift: true,
             throttle: Duration::from_secs(900),
@@ -246,7 +273,14 @@ impl Settings {
                     .iter()
                     .map(|(k, o)| (k.clone(), *o))
                     .collect(),
+                min_calls: v.off_hours.min_calls,
+                window: v.off_hours.window,
             }),
+            new_network: d.new_network.clone().map(|n| NetworkRule {
+                trusted: v.trusted_networks.clone(),
+                ..n
+            }),
+            min_history_days: v.min_history_days,
             throttle: v.throttle,
             responses: v
                 .blocks

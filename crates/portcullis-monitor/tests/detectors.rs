@@ -310,39 +310,232 @@ fn first_use_of_a_sensitive_tool() {
     assert!(m.observe(&e).is_empty(), "only the first use");
 }
 
+const MIN: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn from(clock: &ManualClock, principal: &str, n: u64, source: &str) -> Event {
+    let mut e = call(clock, principal, n);
+    e.source = Some(source.into());
+    e
+}
+
 #[test]
-fn off_hours_in_the_principals_time_zone() {
+fn off_hours_needs_a_session_during_the_learning_period() {
+    // MON-1. Alice is in UTC-8: 10:00 UTC is 02:00 for her, and it is her first day.
     let mut s = Settings::default();
-    // Alice is in UTC-8: 10:00 UTC is 02:00 for her.
     if let Some(o) = s.off_hours.as_mut() {
         o.offsets.insert("alice".into(), -480);
+    }
+    let (m, clock) = setup(s);
+    // One or two calls at night from someone we do not know yet: not a session.
+    assert!(m.observe(&call(&clock, "alice", 1)).is_empty());
+    clock.advance(10 * MIN);
+    assert!(m.observe(&call(&clock, "alice", 2)).is_empty());
+    clock.advance(10 * MIN);
+    // The third within 30 minutes is.
+    let a = m.observe(&call(&clock, "alice", 3));
+    assert_eq!(kinds(&a), ["access.off_hours"]);
+    assert_eq!(a[0].correlation_ids.len(), 3, "the session is the evidence");
+    assert!(a[0].explanation.contains("3 calls"), "{}", a[0].explanation);
+    // Once per local day.
+    clock.advance(MIN);
+    assert!(m.observe(&call(&clock, "alice", 4)).is_empty());
+    // Bob is in UTC: 10:20 is working hours.
+    assert!(m.observe(&call(&clock, "bob", 5)).is_empty());
+}
+
+#[test]
+fn off_hours_calls_spread_over_the_night_are_not_a_session() {
+    let mut s = Settings::default();
+    if let Some(o) = s.off_hours.as_mut() {
+        o.offsets.insert("alice".into(), -480);
+    }
+    let (m, clock) = setup(s);
+    for n in 0..4 {
+        assert!(m.observe(&call(&clock, "alice", n)).is_empty(), "call {n}");
+        clock.advance(40 * MIN);
+    }
+}
+
+#[test]
+fn off_hours_after_the_learning_period_one_call_is_enough() {
+    // Bob (UTC) works 13:00-20:59 on Wednesday and Thursday: two earlier days by Friday.
+    let (m, clock) = setup(Settings::default());
+    clock.advance(27 * 60 * MIN); // Wednesday 13:00
+    let mut n = 0;
+    for _day in 0..2 {
+        for _hour in 0..8 {
+            n += 1;
+            assert!(m.observe(&call(&clock, "bob", n)).is_empty());
+            clock.advance(60 * MIN);
+        }
+        clock.advance(16 * 60 * MIN);
+    }
+    // Friday 21:30, right after his usual hours (working hours end at 21:00): a long day,
+    // excused.
+    clock.advance(8 * 60 * MIN + 30 * MIN);
+    assert!(m.observe(&call(&clock, "bob", 100)).is_empty());
+    // But one call at 23:30 is not like him at all.
+    clock.advance(2 * 60 * MIN);
+    let a = m.observe(&call(&clock, "bob", 101));
+    assert_eq!(kinds(&a), ["access.off_hours"]);
+    assert!(
+        a[0].explanation.contains("2 earlier days"),
+        "{}",
+        a[0].explanation
+    );
+    // Saturday is off for everyone, whatever the hour, once the history is there.
+    clock.advance(11 * 60 * MIN); // Saturday 10:30
+    assert_eq!(
+        kinds(&m.observe(&call(&clock, "bob", 102))),
+        ["access.off_hours"]
+    );
+}
+
+#[test]
+fn off_hours_worked_before_become_a_habit() {
+    let mut s = Settings::default();
+    if let Some(o) = s.off_hours.as_mut() {
+        o.offsets.insert("alice".into(), -480);
+        o.min_calls = 1;
     }
     let (m, clock) = setup(s);
     assert_eq!(
         kinds(&m.observe(&call(&clock, "alice", 1))),
         ["access.off_hours"]
     );
-    assert!(m.observe(&call(&clock, "bob", 2)).is_empty());
     // The next day at the same hour is her habit now: reported once, not every day.
-    clock.advance(Duration::from_secs(86_400));
-    assert!(m.observe(&call(&clock, "alice", 4)).is_empty());
-    clock.advance(Duration::from_secs(3 * 86_400));
-    // Saturday is off for everyone.
-    assert_eq!(
-        kinds(&m.observe(&call(&clock, "bob", 3))),
-        ["access.off_hours"]
+    clock.advance(DAY);
+    assert!(m.observe(&call(&clock, "alice", 2)).is_empty());
+}
+
+#[test]
+fn a_new_network_is_learned_first_and_news_after() {
+    // MON-1: Tuesday, Alice's first day: every network is new, none is news.
+    let (m, clock) = setup(Settings::default());
+    assert!(
+        m.observe(&from(&clock, "alice", 1, "198.51.100.10"))
+            .is_empty()
+    );
+    assert!(
+        m.observe(&from(&clock, "alice", 2, "203.0.113.5"))
+            .is_empty()
+    );
+    clock.advance(DAY);
+    // One earlier day is not a history yet.
+    assert!(m.observe(&from(&clock, "alice", 3, "192.0.2.1")).is_empty());
+    clock.advance(DAY);
+    // Thursday: a network seen on Tuesday (same /24) is known; one never seen is news.
+    assert!(
+        m.observe(&from(&clock, "alice", 4, "203.0.113.99"))
+            .is_empty()
+    );
+    let a = m.observe(&from(&clock, "alice", 5, "203.0.114.5:4433"));
+    assert_eq!(kinds(&a), ["token.new_network"]);
+    assert!(
+        a[0].explanation.contains("203.0.114.0/24"),
+        "{}",
+        a[0].explanation
+    );
+    // IPv6 networks are compared at /48.
+    assert!(
+        m.observe(&from(&clock, "alice", 6, "2001:db8:1:2::1"))
+            .len()
+            == 1
+    );
+    assert!(
+        m.observe(&from(&clock, "alice", 7, "2001:db8:1:ff::1"))
+            .is_empty()
     );
 }
 
 #[test]
-fn token_from_a_new_network() {
+fn trusted_networks_are_never_new() {
+    let mut s = Settings::default();
+    if let Some(n) = s.new_network.as_mut() {
+        n.trusted = vec!["10.0.0.0/8".parse().unwrap()];
+    }
+    let (m, clock) = setup(s);
+    for d in 0..3 {
+        assert!(
+            m.observe(&from(&clock, "alice", d, "198.51.100.10"))
+                .is_empty()
+        );
+        clock.advance(DAY);
+    }
+    // The VPN hands out addresses anywhere in 10/8: never news.
+    assert!(
+        m.observe(&from(&clock, "alice", 10, "10.200.1.1"))
+            .is_empty()
+    );
+    assert!(m.observe(&from(&clock, "alice", 11, "10.7.9.1")).is_empty());
+    assert_eq!(
+        kinds(&m.observe(&from(&clock, "alice", 12, "192.0.2.1"))),
+        ["token.new_network"]
+    );
+}
+
+#[test]
+fn one_token_going_back_and_forth_between_two_networks_is_in_two_places() {
+    // MON-1: no history needed. Alice works from A; her token (client-1) is also used from B.
     let (m, clock) = setup(Settings::default());
-    assert!(m.observe(&call(&clock, "alice", 1)).is_empty());
-    let mut e = call(&clock, "alice", 2);
-    e.source = Some("198.51.100.77".into()); // same /24
-    assert!(m.observe(&e).is_empty());
-    e.source = Some("203.0.113.5:4433".into());
-    assert_eq!(kinds(&m.observe(&e)), ["token.new_network"]);
+    let (a, b) = ("198.51.100.10", "203.0.113.7");
+    assert!(m.observe(&from(&clock, "alice", 1, a)).is_empty());
+    clock.advance(MIN);
+    assert!(m.observe(&from(&clock, "alice", 2, b)).is_empty());
+    clock.advance(10 * MIN);
+    assert!(m.observe(&from(&clock, "alice", 3, a)).is_empty());
+    clock.advance(MIN);
+    let alerts = m.observe(&from(&clock, "alice", 4, b));
+    assert_eq!(kinds(&alerts), ["token.concurrent_networks"]);
+    assert_eq!(alerts[0].correlation_ids, ["c1", "c2", "c3", "c4"]);
+    // Another client of hers on B is another token: not the same thing.
+    let mut other = from(&clock, "alice", 5, a);
+    other.client = Some("client-2".into());
+    assert!(m.observe(&other).is_empty());
+}
+
+#[test]
+fn roaming_is_not_a_token_in_two_places() {
+    // Carol moves from the office (A) to her phone's hotspot (B) after lunch, every day.
+    let (m, clock) = setup(Settings::default());
+    let (a, b) = ("198.51.100.10", "203.0.113.7");
+    for day in 0..4u64 {
+        for k in 0..5 {
+            assert!(
+                m.observe(&from(&clock, "carol", day * 100 + k, a))
+                    .is_empty()
+            );
+            clock.advance(30 * MIN);
+        }
+        for k in 5..10 {
+            let got = m.observe(&from(&clock, "carol", day * 100 + k, b));
+            assert!(got.is_empty(), "day {day}: {:?}", kinds(&got));
+            clock.advance(30 * MIN);
+        }
+        clock.advance(DAY - 10 * 30 * MIN);
+    }
+}
+
+#[test]
+fn two_trusted_networks_alternating_are_ordinary() {
+    let mut s = Settings::default();
+    if let Some(n) = s.new_network.as_mut() {
+        n.trusted = vec![
+            "198.51.100.0/24".parse().unwrap(),
+            "203.0.113.0/24".parse().unwrap(),
+        ];
+    }
+    let (m, clock) = setup(s);
+    for k in 0..8u64 {
+        let src = if k % 2 == 0 {
+            "198.51.100.10"
+        } else {
+            "203.0.113.7"
+        };
+        assert!(m.observe(&from(&clock, "alice", k, src)).is_empty());
+        clock.advance(MIN);
+    }
 }
 
 #[test]
