@@ -63,8 +63,8 @@ pub(crate) fn tool_facts(c: &Connector, tool: &serde_json::Value) -> Option<Tool
     let name = tool.get("name")?.as_str()?.to_string();
     let ann = tool.get("annotations");
     let flag = |k: &str| ann.and_then(|a| a.get(k)).and_then(|v| v.as_bool());
-    let read_only = flag("readOnlyHint") == Some(true);
     let marks = c.policy.tools.get(&name);
+    let read_only = marks.is_some_and(|m| m.read_only) || flag("readOnlyHint") == Some(true);
     Some(ToolFacts {
         read_only,
         // MCP: destructiveHint and openWorldHint default to true.

@@ -25,10 +25,12 @@ use crate::access;
 use crate::authorize;
 use crate::confirm;
 use crate::federation;
+use crate::inspection;
 use crate::jsonrpc::{
     self, Body as RpcBody, Id, Kind, Message, code, error_response, result_response,
 };
 use crate::session::{LiveSession, Scope};
+use crate::upstream::resilience::{self, BreakerOpen, CallOutcome, Permit};
 use crate::upstream::{Exchange, RequestCtx, UpMsg, UpstreamError};
 
 /// Protocol revisions the gateway speaks with clients, newest first.
@@ -1156,6 +1158,11 @@ async fn forward(
         inner.finish_event(ev, info, body.len());
         return Reply::Json(StatusCode::OK, body);
     };
+    // EG-2: a connector that keeps failing is refused at once until its cool-down ends.
+    let mut permit = match inner.resilience.admit(i) {
+        Ok(p) => p,
+        Err(open) => return breaker_refusal(inner, &id, &open, info, ev),
+    };
     let timeout = inner.timeout_of(i);
     let ctx = inner.ctx(info, timeout);
     let deadline = tokio::time::Instant::now() + timeout;
@@ -1174,10 +1181,13 @@ async fn forward(
         inner.finish_event(ev, info, body.len());
         return Reply::Json(StatusCode::OK, body);
     }
-    let rx = match up.request(id.json(), raw, &ctx).await {
+    let read_only = is_read_only_request(inner, i, &ev);
+    let rx = match send_resilient(inner, i, &up, &id, raw, &ctx, deadline, read_only, &mut ev).await
+    {
         Ok(rx) => rx,
         Err(e) => {
             session.end(id.json());
+            settle(&mut permit, CallOutcome::of(&e));
             return upstream_failure(inner, &id, e, info, ev);
         }
     };
@@ -1185,7 +1195,13 @@ async fn forward(
     let mut rx = rx;
     // Wait for the first message: if it is the response, answer with plain JSON.
     loop {
-        match next(&mut rx, deadline, inner, i).await {
+        let first = next(&mut rx, deadline, inner, i).await;
+        // The breaker learns from the first message: the connector answers, or it does not.
+        match &first {
+            Err(e) => settle(&mut permit, CallOutcome::of(e)),
+            Ok(_) => settle(&mut permit, CallOutcome::Answered),
+        }
+        match first {
             Err(e) => {
                 session.end(id.json());
                 cancel_upstream(&up, &id, &ctx, &e).await;
@@ -1194,7 +1210,7 @@ async fn forward(
             Ok(m) if is_final(&m.head, &id) => {
                 session.end(id.json());
                 ev.outcome = outcome_of(&m.head, method.as_deref());
-                let body = shape_result(inner, session, i, method.as_deref(), info, m.bytes);
+                let body = shape_result(inner, session, i, &mut ev, info, m.bytes);
                 inner.finish_event(ev, info, body.len());
                 return Reply::Json(StatusCode::OK, body);
             }
@@ -1228,14 +1244,8 @@ async fn forward(
                             }
                             Ok(m) if is_final(&m.head, &id) => {
                                 ev.outcome = outcome_of(&m.head, method.as_deref());
-                                let body = shape_result(
-                                    &inner,
-                                    &session,
-                                    i,
-                                    method.as_deref(),
-                                    &info,
-                                    m.bytes,
-                                );
+                                let body =
+                                    shape_result(&inner, &session, i, &mut ev, &info, m.bytes);
                                 sent += body.len();
                                 final_message = Some(body);
                                 break;
@@ -1266,6 +1276,103 @@ async fn forward(
     }
 }
 
+/// Settles a breaker permit once; later outcomes of the same call are not the breaker's.
+fn settle(permit: &mut Option<Permit>, outcome: CallOutcome) {
+    if let Some(p) = permit.take() {
+        p.settle(outcome);
+    }
+}
+
+/// Whether sending this request twice is harmless, so that it may be retried (EG-2): a
+/// protocol read, or a call of a tool whose listing said `readOnlyHint: true` and that the
+/// config does not mark destructive. A tool the gateway has not seen listed is not read-only:
+/// a write must never be applied twice.
+fn is_read_only_request(inner: &Inner, i: usize, ev: &Event) -> bool {
+    match ev.method.as_deref() {
+        Some("tools/call") => ev
+            .target
+            .as_deref()
+            .and_then(|t| authorize::prepared_tool(inner, i, t))
+            .is_some_and(|p| {
+                matches!(&p.facts().item, ResourceItem::Tool(f) if f.read_only && !f.destructive)
+            }),
+        Some(m) => resilience::is_protocol_read(m),
+        None => false,
+    }
+}
+
+/// Sends one request to connector `i`; a read-only one is sent again, with backoff and jitter,
+/// after a failure that left nothing of an answer (connection refused or reset, HTTP 429, 502,
+/// 503, 504), as often as the connector's `egress.retries` says and only while the wait ends
+/// before `deadline`. The retries are recorded in the event (`retried:N`) and the metrics.
+#[allow(clippy::too_many_arguments)]
+async fn send_resilient(
+    inner: &Inner,
+    i: usize,
+    up: &Arc<dyn crate::upstream::Upstream>,
+    id: &Id,
+    raw: Bytes,
+    ctx: &RequestCtx,
+    deadline: tokio::time::Instant,
+    read_only: bool,
+    ev: &mut Event,
+) -> Result<Exchange, UpstreamError> {
+    let first = up.request(id.json(), raw.clone(), ctx).await;
+    if !read_only {
+        return first;
+    }
+    let policy = inner.resilience.retry_policy(i);
+    let mut result = first;
+    let mut retries = 0u32;
+    while let Err(e) = &result {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // The thread's generator, dropped before the wait (it stays on its thread).
+        let wait = policy.wait_before(retries + 1, e, remaining, &mut rand::rng());
+        let Some(wait) = wait else { break };
+        retries += 1;
+        tracing::debug!(connector = %inner.connector_names[i], retry = retries, "retrying a read-only request: {e}");
+        up.forget(id.json());
+        tokio::time::sleep(wait).await;
+        // Each attempt gets what is left of the one deadline.
+        let attempt = RequestCtx {
+            timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
+            ..ctx.clone()
+        };
+        result = up.request(id.json(), raw.clone(), &attempt).await;
+    }
+    if retries > 0 {
+        ev.reasons.push(format!("retried:{retries}"));
+        inner.resilience.count_retries(i, retries);
+    }
+    // A later attempt's timeout is the request's, not what was left of it.
+    result.map_err(|e| match e {
+        UpstreamError::Timeout { connector, .. } => UpstreamError::Timeout {
+            connector,
+            after: ctx.timeout,
+        },
+        e => e,
+    })
+}
+
+/// The answer when connector `i`'s circuit breaker is open: a JSON-RPC error saying for how
+/// long calls are refused, recorded.
+fn breaker_refusal(
+    inner: &Inner,
+    id: &Id,
+    open: &BreakerOpen,
+    info: &RequestInfo,
+    mut ev: Event,
+) -> Reply {
+    ev.reasons.push("circuit_open".into());
+    ev.outcome = Outcome::Error {
+        code: code::UPSTREAM_UNAVAILABLE,
+        origin: "gateway".into(),
+    };
+    let body = error_response(id, code::UPSTREAM_UNAVAILABLE, &open.to_string());
+    inner.finish_event(ev, info, body.len());
+    Reply::Json(StatusCode::OK, body)
+}
+
 /// What the client gets of a connector's final answer: a `tools/list` teaches the gateway each
 /// tool's scope and shows only the tools the caller may use (AZ-3, AUTH-5); on the federated
 /// endpoint, URIs in a `resources/read` result are namespaced like the listing.
@@ -1273,10 +1380,18 @@ fn shape_result(
     inner: &Inner,
     session: &LiveSession,
     i: usize,
-    method: Option<&str>,
+    ev: &mut Event,
     info: &RequestInfo,
     body: Bytes,
 ) -> Bytes {
+    let method = ev.method.clone();
+    let method = method.as_deref();
+    if matches!(method, Some("tools/call") | Some("resources/read"))
+        && let Some(inspection) = inner.inspection.get()
+    {
+        let body = inspection::inspect_result(inner, inspection, session, i, ev, body);
+        return federated_result(session, i, method, body);
+    }
     if method == Some("tools/list") {
         let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
             return body;
@@ -1286,6 +1401,9 @@ fn shape_result(
             .and_then(|t| t.as_array_mut())
         {
             learn_and_filter_tools(inner, i, Some(info), tools);
+            if let Some(inspection) = inner.inspection.get() {
+                inspection::note_listing(inspection, i, ev);
+            }
             return serde_json::to_vec(&v).map(Bytes::from).unwrap_or(body);
         }
         return body;
@@ -1332,7 +1450,9 @@ pub(crate) fn learn_and_filter_tools(
             return false;
         };
         authorize::remember_tool(inner, i, t);
-        let allowed = principal.is_none_or(|p| p.has_scope(&scope));
+        // PI-3: a drifted or flagged definition is not offered to anyone.
+        let pinned = inspection::observe_tool(inner, i, t);
+        let allowed = pinned && principal.is_none_or(|p| p.has_scope(&scope));
         inner.tool_scopes.insert((i, name), scope);
         allowed
     });
@@ -1441,7 +1561,27 @@ async fn gate_and_forward(
         Ok(Some(needed)) => ev.reasons.push(format!("scope:{needed}")),
         Ok(None) => {}
     }
+    if method == "tools/list" {
+        inspection::before_listing(inner, i).await;
+    }
+    // Stage 2, resolve (PI-3): the tool's definition as approved; a drifted one is refused.
+    let known = if method == "tools/call"
+        && let Some(insp) = inner.inspection.get()
+    {
+        let tool = target.as_deref().unwrap_or("");
+        match inspection::resolve_tool(inner, insp, session, i, tool, info, &mut ev).await {
+            Ok(k) => Some(k),
+            Err(m) => return policy_refusal(inner, ev, &id, &m, info),
+        }
+    } else {
+        None
+    };
     let (Some(policy), Some(p)) = (inner.policy.get(), info.principal.clone()) else {
+        let raw = match inspection::check_call(inner, i, known.as_deref(), &id, raw, &mut ev).await
+        {
+            Ok(raw) => raw,
+            Err(reply) => return finish_refusal(inner, ev, reply, info),
+        };
         return forward(inner, session, i, id, raw, info, ev).await;
     };
     let name = target.clone().unwrap_or_default();
@@ -1493,6 +1633,15 @@ async fn gate_and_forward(
         false,
     );
     ev.reasons.extend(authorize::event_reasons(&d));
+    // Stages 4 and 5 (IV-1, IV-4, PI-2): only a call policy lets through (or would, once
+    // confirmed) is validated and inspected; nobody is asked to confirm an invalid call.
+    let raw = match d.verdict {
+        Verdict::Deny => raw,
+        _ => match inspection::check_call(inner, i, known.as_deref(), &id, raw, &mut ev).await {
+            Ok(raw) => raw,
+            Err(reply) => return finish_refusal(inner, ev, reply, info),
+        },
+    };
     match d.verdict {
         Verdict::Allow => forward(inner, session, i, id, raw, info, ev).await,
         Verdict::Deny => {
@@ -1515,6 +1664,14 @@ async fn gate_and_forward(
             pending.run(can_elicit).await
         }
     }
+}
+
+/// A refusal by an inspection stage: `reply` is the JSON-RPC error body, the event already says
+/// why; recorded, then answered.
+fn finish_refusal(inner: &Inner, mut ev: Event, body: Bytes, info: &RequestInfo) -> Reply {
+    ev.decision = Decision::Deny;
+    inner.finish_event(ev, info, body.len());
+    Reply::Json(StatusCode::OK, body)
 }
 
 /// A refusal by the policy or for want of a confirmation: recorded, answered as a JSON-RPC error.
@@ -1828,6 +1985,23 @@ async fn required_tool_scope(
     if let Some(s) = inner.tool_scopes.get(&key) {
         return s.clone();
     }
+    list_upstream_tools(inner, session, i, tool, info).await;
+    match inner.tool_scopes.get(&key) {
+        Some(s) => s.clone(),
+        None => format!("{}:admin", inner.connector_names[i]),
+    }
+}
+
+/// Lists connector `i`'s tools on the gateway's own behalf (page by page, until `tool` is seen),
+/// so that the gateway learns their scopes, policy facts and definitions as from any listing.
+pub(crate) async fn list_upstream_tools(
+    inner: &Arc<Inner>,
+    session: &Arc<LiveSession>,
+    i: usize,
+    tool: &str,
+    info: &RequestInfo,
+) {
+    let key = (i, tool.to_string());
     if let Some(up) = session.upstream(i).cloned() {
         let ctx = RequestCtx {
             timeout: inner.timeout_of(i),
@@ -1873,10 +2047,6 @@ async fn required_tool_scope(
                 break;
             }
         }
-    }
-    match inner.tool_scopes.get(&key) {
-        Some(s) => s.clone(),
-        None => format!("{}:admin", inner.connector_names[i]),
     }
 }
 

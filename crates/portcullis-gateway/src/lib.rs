@@ -11,6 +11,7 @@ pub mod authorize;
 pub mod confirm;
 mod federation;
 mod handler;
+pub mod inspection;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod session;
@@ -80,6 +81,11 @@ pub(crate) struct Inner {
     /// Listed tools' Cedar entities, by connector index and tool name.
     pub(crate) prepared_tools:
         dashmap::DashMap<(usize, String), Arc<portcullis_policy::PreparedResource>>,
+    /// Retries, circuit breakers and the connect-time address checks (EG-1, EG-2), per
+    /// connector index; shared by all sessions.
+    pub(crate) resilience: upstream::resilience::Resilience,
+    /// The inspection stages (issue 6); unset: none (tests of the bare relay).
+    pub(crate) inspection: std::sync::OnceLock<Arc<inspection::GatewayInspection>>,
 }
 
 /// Renders more metrics (Prometheus text) for `/metrics`, from components beside the gateway.
@@ -106,10 +112,12 @@ impl Gateway {
             .map(authorize::connector_facts)
             .collect();
         let credentials = upstream::credentials::for_connectors(&config.connectors, clock.clone());
+        let resilience = upstream::resilience::Resilience::new(&config.connectors, clock.clone());
+        let http = upstream::http::client_with(resilience.resolver());
         let inner = Arc::new(Inner {
             config,
             connector_names,
-            http: upstream::http::client(),
+            http,
             sessions: dashmap::DashMap::new(),
             store,
             sink,
@@ -124,6 +132,8 @@ impl Gateway {
             guard: std::sync::OnceLock::new(),
             connector_facts,
             prepared_tools: dashmap::DashMap::new(),
+            resilience,
+            inspection: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -163,6 +173,23 @@ impl Gateway {
     /// Call before [`Self::router`].
     pub fn with_guard(self, guard: Arc<dyn CallGuard>) -> Self {
         let _ = self.inner.guard.set(guard);
+        self
+    }
+
+    /// Inspects every call's arguments and every result (issue 6: IV-1, IV-4, DLP-4, DLP-5,
+    /// PI-1, PI-2, PI-3, EG-1, EG-3). Call before [`Self::router`].
+    pub fn with_inspection(self, inspection: Arc<inspection::GatewayInspection>) -> Self {
+        let _ = self.inner.inspection.set(inspection);
+        self
+    }
+
+    /// Resolves connector host names with `resolver` instead of the system's (tests; custom
+    /// DNS). Its answers are checked like any (EG-1). Call before [`Self::router`]; a second
+    /// call changes nothing.
+    pub fn with_resolver(self, resolver: Arc<dyn upstream::resilience::Resolve>) -> Self {
+        if !self.inner.resilience.resolver().set(resolver) {
+            tracing::warn!("a resolver was set already; the first one stays");
+        }
         self
     }
 
@@ -236,6 +263,7 @@ async fn metrics_text(State(inner): State<Arc<Inner>>) -> Response {
     if let Some(i) = text.find("# EOF") {
         text.truncate(i);
     }
+    text.push_str(&inner.resilience.render_metrics());
     if let Some(extra) = inner.extra_metrics.get() {
         text.push_str(&extra());
     }

@@ -1,13 +1,18 @@
 //! `portcullis alerts` and `portcullis incidents` (MON-2, MON-4): alerts raised by anomaly
 //! detection, read and acknowledged straight in the gateway's database; users' leak reports
-//! recorded as incidents linked to the matching audit events.
+//! recorded as incidents linked to the matching audit events (`alerts report-leak` takes the
+//! text itself, scans it and keeps only its digest and detector kinds).
 
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use chrono::DateTime;
-use portcullis_monitor::incident::{LeakReport, new_id, report_leak};
-use portcullis_store::alerts::{AlertRow, IncidentRow};
+use portcullis_monitor::incident::{
+    LeakReport, MAX_TEXT_BYTES, TextLeakReport, new_id, report_leak, report_leaked_text,
+};
+use portcullis_store::alerts::{AlertRow, IncidentRow, LeakReportRow};
 
 use crate::cmd_approvals::DatabaseArgs;
 
@@ -44,6 +49,32 @@ enum AlertsCommand {
         /// The alert id.
         id: String,
         /// Who acknowledges it (default: $USER).
+        #[arg(long, env = "USER")]
+        by: Option<String>,
+    },
+    /// Report text you believe leaked through a tool's answer (MON-4): it becomes an incident
+    /// linked to the principal's calls whose answers could have held it. The text is scanned
+    /// and hashed, never stored.
+    ReportLeak {
+        /// Whose calls the text came from.
+        #[arg(long)]
+        principal: String,
+        /// The connector, when known.
+        #[arg(long)]
+        connector: Option<String>,
+        /// The tool, when known.
+        #[arg(long)]
+        tool: Option<String>,
+        /// Start of the time range to search (RFC 3339; default: seven days before `--to`).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of it (RFC 3339; default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// A file holding the text; `-` or absent: standard input.
+        #[arg(long)]
+        text_file: Option<PathBuf>,
+        /// Who reports it (default: $USER).
         #[arg(long, env = "USER")]
         by: Option<String>,
     },
@@ -84,11 +115,17 @@ enum IncidentsCommand {
         #[arg(long, env = "USER")]
         by: Option<String>,
     },
-    /// List incidents, newest first.
+    /// List incidents, newest first (JSON lines).
     List {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+    },
+    /// Show one incident with its linked events and, for a leak report, what was found in the
+    /// text.
+    Show {
+        /// The incident id, from `portcullis incidents list`.
+        id: String,
     },
 }
 
@@ -108,14 +145,57 @@ fn alert_json(a: &AlertRow) -> serde_json::Value {
     })
 }
 
-fn incident_json(i: &IncidentRow) -> serde_json::Value {
-    serde_json::json!({
+fn incident_json(i: &IncidentRow, leak: Option<&LeakReportRow>) -> serde_json::Value {
+    let mut v = serde_json::json!({
         "id": i.id, "time": when(i.created_us), "reported_by": i.reported_by, "principal": i.principal,
         "connector": i.connector, "from": i.from_us.map(when), "to": i.to_us.map(when),
         "description": i.description,
         "correlation_ids": serde_json::from_str::<serde_json::Value>(&i.correlation_ids).unwrap_or_default(),
         "status": i.status,
-    })
+    });
+    if let Some(l) = leak {
+        v["leak_report"] = serde_json::json!({
+            "tool": l.tool, "text_sha256": l.text_sha256, "text_chars": l.text_chars,
+            "finding_kinds": serde_json::from_str::<serde_json::Value>(&l.finding_kinds).unwrap_or_default(),
+            "matched_by": l.matched_by,
+        });
+    }
+    v
+}
+
+/// The reported text, from the file or standard input, bounded before it is read whole.
+fn read_text(path: &Option<PathBuf>) -> anyhow::Result<String> {
+    let limit = MAX_TEXT_BYTES as u64 + 1;
+    let mut bytes = Vec::new();
+    let from = match path.as_deref() {
+        Some(p) if p != std::path::Path::new("-") => {
+            std::fs::File::open(p)
+                .with_context(|| format!("cannot open --text-file {}", p.display()))?
+                .take(limit)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read --text-file {}", p.display()))?;
+            p.display().to_string()
+        }
+        _ => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("reading the leaked text from standard input; end it with Ctrl-D");
+            }
+            stdin
+                .lock()
+                .take(limit)
+                .read_to_end(&mut bytes)
+                .context("cannot read the text from standard input")?;
+            "standard input".to_string()
+        }
+    };
+    if bytes.len() > MAX_TEXT_BYTES {
+        bail!(
+            "the text in {from} is over {MAX_TEXT_BYTES} bytes; keep the part that leaked and report that"
+        );
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("the text in {from} is not UTF-8; save it as UTF-8 text"))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -160,6 +240,25 @@ pub fn run_alerts(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                     bail!("alert {id:?} does not exist or is acknowledged already; see `portcullis alerts show {id}`")
                 }
             }
+            AlertsCommand::ReportLeak { principal, connector, tool, from, to, text_file, by } => {
+                let by = by.filter(|b| !b.trim().is_empty()).ok_or_else(|| anyhow::anyhow!("say who reports it with --by"))?;
+                let report = TextLeakReport {
+                    reported_by: by,
+                    principal,
+                    connector,
+                    tool,
+                    from_us: parse_time(&from, "from")?,
+                    to_us: parse_time(&to, "to")?,
+                    text: read_text(&text_file)?,
+                };
+                let detector = portcullis_detect::Detector::new(&portcullis_detect::DetectorConfig::default())
+                    .map_err(|e| anyhow::anyhow!("cannot build the detector: {e}"))?;
+                let now = chrono::Utc::now();
+                let (incident, leak) = report_leaked_text(&store, &detector, &report, new_id(now), now.timestamp_micros()).await?;
+                drop(report);
+                println!("{}", serde_json::to_string_pretty(&incident_json(&incident, Some(&leak)))?);
+                Ok(ExitCode::SUCCESS)
+            }
         }
     })
 }
@@ -192,6 +291,22 @@ pub fn run_incidents(args: IncidentsArgs) -> anyhow::Result<ExitCode> {
                 description,
                 by,
             } => {
+                // AU-2: the description is stored as written, so it must not carry the data
+                // itself; the text goes through `alerts report-leak`, which keeps only a digest.
+                let detector = portcullis_detect::Detector::new(&portcullis_detect::DetectorConfig::default())
+                    .map_err(|e| anyhow::anyhow!("cannot build the detector: {e}"))?;
+                let found: std::collections::BTreeSet<String> = detector
+                    .scan_text(&description)
+                    .into_iter()
+                    .filter(|f| matches!(f.category, portcullis_detect::Category::Pii | portcullis_detect::Category::Secret))
+                    .map(|f| f.kind)
+                    .collect();
+                if !found.is_empty() {
+                    bail!(
+                        "the --description holds what looks like personal data or a secret ({}); describe it without the data, and give the text itself with `portcullis alerts report-leak --text-file FILE`, which stores only its digest",
+                        found.into_iter().collect::<Vec<_>>().join(", ")
+                    );
+                }
                 let report = LeakReport {
                     reported_by: by.unwrap_or_default(),
                     principal,
@@ -203,15 +318,24 @@ pub fn run_incidents(args: IncidentsArgs) -> anyhow::Result<ExitCode> {
                 };
                 let now = chrono::Utc::now();
                 let row = report_leak(&store, &report, new_id(now), now.timestamp_micros()).await?;
-                println!("{}", serde_json::to_string_pretty(&incident_json(&row))?);
+                println!("{}", serde_json::to_string_pretty(&incident_json(&row, None))?);
                 Ok(ExitCode::SUCCESS)
             }
             IncidentsCommand::List { limit } => {
                 for i in store.incidents(limit.clamp(1, 10_000)).await? {
-                    println!("{}", incident_json(&i));
+                    let leak = store.leak_report(&i.id).await?;
+                    println!("{}", incident_json(&i, leak.as_ref()));
                 }
                 Ok(ExitCode::SUCCESS)
             }
+            IncidentsCommand::Show { id } => match store.incident(&id).await? {
+                Some(i) => {
+                    let leak = store.leak_report(&i.id).await?;
+                    println!("{}", serde_json::to_string_pretty(&incident_json(&i, leak.as_ref()))?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => bail!("no incident {id:?}; list them with `portcullis incidents list`"),
+            },
         }
     })
 }

@@ -32,6 +32,10 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<std::process::ExitCode> {
         }
         ConfigCommand::Check { file } => match portcullis_config::load_file(&file) {
             Ok(c) => {
+                if let Err(e) = crate::serve_inspect::check_rule_kinds(&c) {
+                    eprintln!("{}: {e}", file.display());
+                    return Ok(std::process::ExitCode::from(1));
+                }
                 println!(
                     "{}: valid ({} connector{}: {})",
                     file.display(),

@@ -32,7 +32,6 @@ pub struct ServeArgs {
 
 /// Runs `portcullis serve` until SIGINT or SIGTERM, then drains and flushes.
 pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
-    crate::logging::init();
     let mut config = match &args.config {
         Some(path) => portcullis_config::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => portcullis_config::embedded_default(),
@@ -54,6 +53,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         }
         config.auth.enabled = false;
     }
+    // MON-5: logs, and traces when an OTLP endpoint is configured, before the runtime starts.
+    let _telemetry = crate::logging::init_with_traces(config.monitor.otlp_traces_url.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -136,6 +137,8 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
     } else {
         None
     };
+    // Issue 6: arguments and results are inspected on every connector.
+    let inspection = crate::serve_inspect::start(&config, &database, clock.clone()).await?;
     let monitor_metrics = monitor.as_ref().map(|m| m.monitor.clone());
     let mut gateway = portcullis_gateway::Gateway::new(config, sink.clone(), clock)
         .with_extra_metrics(Arc::new(move || {
@@ -145,6 +148,7 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
             }
             text
         }));
+    gateway = gateway.with_inspection(inspection);
     if let Some(m) = &monitor {
         gateway = gateway.with_guard(Arc::new(crate::serve_monitor::Guard(m.monitor.clone())));
     }
@@ -158,6 +162,16 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
     if let Some(a) = &auth {
         router = router.merge(a.router.clone());
     }
+    if let (Some(m), Some(a)) = (&monitor, &auth) {
+        // MON-4: users report leaks with the token their MCP client uses.
+        router = router.merge(crate::serve_monitor::leak_report_router(
+            m,
+            &a.gateway_auth,
+            connectors.clone(),
+            sink.clone(),
+            Arc::new(SystemClock),
+        )?);
+    }
     // Outside loopback the authorization server and the MCP endpoints refuse plain HTTP; a
     // trusted proxy's forwarded headers say who the client is and whether it used https.
     if let Some(m) = &monitor {
@@ -166,7 +180,11 @@ async fn serve(config: portcullis_config::ValidConfig, embedded: bool) -> anyhow
             crate::serve_monitor::block_sources,
         ));
     }
-    let router = portcullis_gateway::transport::TransportPolicy::new(trusted_proxies).apply(router);
+    let router = portcullis_gateway::transport::TransportPolicy::new(trusted_proxies)
+        .apply(router)
+        .layer(axum::middleware::from_fn(
+            crate::serve_monitor::trace_requests,
+        ));
 
     // The one line on stdout: tests and scripts read the bound address from it.
     let mut out = tokio::io::stdout();

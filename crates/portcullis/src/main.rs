@@ -10,8 +10,10 @@ mod cmd_permissions;
 mod cmd_policy;
 mod cmd_scan;
 mod cmd_serve;
+mod cmd_tools;
 mod logging;
 mod serve_auth;
+mod serve_inspect;
 mod serve_monitor;
 mod serve_policy;
 mod tls;
@@ -52,12 +54,14 @@ enum Command {
     Policy(cmd_policy::PolicyArgs),
     /// Calls waiting for a person's confirmation: list, approve, deny.
     Approvals(cmd_approvals::ApprovalsArgs),
-    /// Alerts from anomaly detection: list, show, ack.
+    /// Alerts from anomaly detection: list, show, ack, report-leak.
     Alerts(cmd_alerts::AlertsArgs),
-    /// Leak reports as incidents: report, list.
+    /// Leak reports as incidents: report, list, show.
     Incidents(cmd_alerts::IncidentsArgs),
     /// Least-privilege review: granted scopes and tools that went unused.
     Permissions(cmd_permissions::PermissionsArgs),
+    /// Pinned tool definitions: list, diff, approve a changed definition (PI-3).
+    Tools(cmd_tools::ToolsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Command::Alerts(args) => cmd_alerts::run_alerts(args),
         Command::Incidents(args) => cmd_alerts::run_incidents(args),
         Command::Permissions(args) => cmd_permissions::run(args),
+        Command::Tools(args) => cmd_tools::run(args),
     };
     match result {
         Ok(code) => code,

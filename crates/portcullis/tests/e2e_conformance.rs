@@ -43,10 +43,26 @@ fn gateway_passes_every_conformance_scenario_the_bare_server_passes() {
             through_passed.len(),
             through["counts"]["total"]
         );
-        let lost: Vec<&String> = direct_passed
-            .iter()
-            .filter(|s| !through_passed.contains(s))
-            .collect();
+        // server-everything lacks the suite's fixture tools; it answers a call to one with an
+        // `isError` result, which these two scenarios happen to accept. The gateway refuses to
+        // forward a call to a tool the connector does not list (PI-3: nothing unvetted runs),
+        // so there they must fail with exactly that refusal, and nothing else may be lost.
+        const UNLISTED_FIXTURE_TOOLS: &[(&str, &str)] = &[
+            ("tools-call-error", "test_error_handling"),
+            ("tools-call-simple-text", "test_simple_text"),
+        ];
+        let mut lost: Vec<&String> = Vec::new();
+        for s in direct_passed.iter().filter(|s| !through_passed.contains(s)) {
+            let refused_as_unlisted = UNLISTED_FIXTURE_TOOLS.iter().any(|(scenario, tool)| {
+                s == scenario
+                    && through["failures"][scenario]
+                        .to_string()
+                        .contains(&format!("does not list a tool named \\\"{tool}\\\""))
+            });
+            if !refused_as_unlisted {
+                lost.push(s);
+            }
+        }
         if !lost.is_empty() {
             problems.push(format!(
                 "through the gateway ({what}, {path}) these scenarios fail that pass against server-everything directly: {lost:?}\nfailures: {}",
