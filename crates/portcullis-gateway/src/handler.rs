@@ -19,6 +19,7 @@ use portcullis_policy::{Action, ResourceItem, Verdict};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::Inner;
 use crate::access;
@@ -1389,6 +1390,8 @@ fn shape_result(
     if matches!(method, Some("tools/call") | Some("resources/read"))
         && let Some(inspection) = inner.inspection.get()
     {
+        // MON-5: each stage is a span, so a trace shows where a call spent its time.
+        let _stage = tracing::info_span!("portcullis.inspect_response").entered();
         let body = inspection::inspect_result(inner, inspection, session, i, ev, body);
         return federated_result(session, i, method, body);
     }
@@ -1569,7 +1572,10 @@ async fn gate_and_forward(
         && let Some(insp) = inner.inspection.get()
     {
         let tool = target.as_deref().unwrap_or("");
-        match inspection::resolve_tool(inner, insp, session, i, tool, info, &mut ev).await {
+        match inspection::resolve_tool(inner, insp, session, i, tool, info, &mut ev)
+            .instrument(tracing::info_span!("portcullis.resolve", tool = tool))
+            .await
+        {
             Ok(k) => Some(k),
             Err(m) => return policy_refusal(inner, ev, &id, &m, info),
         }
@@ -1577,7 +1583,9 @@ async fn gate_and_forward(
         None
     };
     let (Some(policy), Some(p)) = (inner.policy.get(), info.principal.clone()) else {
-        let raw = match inspection::check_call(inner, i, known.as_deref(), &id, raw, &mut ev).await
+        let raw = match inspection::check_call(inner, i, known.as_deref(), &id, raw, &mut ev)
+            .instrument(tracing::info_span!("portcullis.validate_and_inspect"))
+            .await
         {
             Ok(raw) => raw,
             Err(reply) => return finish_refusal(inner, ev, reply, info),
@@ -1623,6 +1631,7 @@ async fn gate_and_forward(
         ),
         _ => return forward(inner, session, i, id, raw, info, ev).await,
     };
+    let authorize_span = tracing::info_span!("portcullis.authorize").entered();
     let d = authorize::decide(
         inner,
         policy,
@@ -1633,17 +1642,25 @@ async fn gate_and_forward(
         false,
     );
     ev.reasons.extend(authorize::event_reasons(&d));
+    drop(authorize_span);
     // Stages 4 and 5 (IV-1, IV-4, PI-2): only a call policy lets through (or would, once
     // confirmed) is validated and inspected; nobody is asked to confirm an invalid call.
     let raw = match d.verdict {
         Verdict::Deny => raw,
-        _ => match inspection::check_call(inner, i, known.as_deref(), &id, raw, &mut ev).await {
+        _ => match inspection::check_call(inner, i, known.as_deref(), &id, raw, &mut ev)
+            .instrument(tracing::info_span!("portcullis.validate_and_inspect"))
+            .await
+        {
             Ok(raw) => raw,
             Err(reply) => return finish_refusal(inner, ev, reply, info),
         },
     };
     match d.verdict {
-        Verdict::Allow => forward(inner, session, i, id, raw, info, ev).await,
+        Verdict::Allow => {
+            forward(inner, session, i, id, raw, info, ev)
+                .instrument(tracing::info_span!("portcullis.forward"))
+                .await
+        }
         Verdict::Deny => {
             policy_refusal(inner, ev, &id, &authorize::refusal_message(&what, &d), info)
         }

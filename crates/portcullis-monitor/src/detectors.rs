@@ -9,7 +9,7 @@
 //! | `client_auth_failed`, `mfa_failed` on an `Auth` event | a failed client or second-factor authentication | `auth.brute_force` |
 //! | `records=N` | the result held N records | `extraction.records` |
 //! | `egress_unapproved:DOMAIN` | an argument or fetch aimed at a domain outside the allow-list | `egress.unapproved_domain` |
-//! | `tool_definition_drift` | the upstream's tool definition no longer matches its pinned hash | `tool.drift` |
+//! | `tool_definition_drift[:TOOL]` | the upstream's tool definition no longer matches its pinned hash | `tool.drift` |
 //!
 //! State is kept per key in [`Bounded`] maps (the stalest keys go first), so memory stays bounded.
 
@@ -408,7 +408,13 @@ impl Detectors {
         }
 
         // MON-3: tool-definition drift.
-        if s.drift && ev.reasons.iter().any(|r| r == "tool_definition_drift") {
+        // The gateway names the tool: `tool_definition_drift:TOOL`.
+        if s.drift
+            && ev
+                .reasons
+                .iter()
+                .any(|r| r == "tool_definition_drift" || r.starts_with("tool_definition_drift:"))
+        {
             let mut d = Self::base(
                 ev,
                 "tool.drift",
