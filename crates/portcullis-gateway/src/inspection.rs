@@ -59,48 +59,6 @@ pub trait PinBook: Send + Sync {
     ) -> BoxFuture<'_, Result<PinRecord, String>>;
 }
 
-/// Pins in memory only (no database: tests, `--no-auth` relays without a data dir).
-#[derive(Default)]
-pub struct MemoryPinBook {
-    pins: Mutex<BTreeMap<(String, String), PinRecord>>,
-}
-
-impl PinBook for MemoryPinBook {
-    fn list(&self, connector: &str) -> BoxFuture<'_, Result<BTreeMap<String, PinRecord>, String>> {
-        let out = self
-            .pins
-            .lock()
-            .iter()
-            .filter(|((c, _), _)| c == connector)
-            .map(|((_, t), r)| (t.clone(), r.clone()))
-            .collect();
-        Box::pin(async move { Ok(out) })
-    }
-
-    fn observe(
-        &self,
-        connector: &str,
-        tool: &str,
-        hash: &str,
-        _definition: &Value,
-        approve_if_first: bool,
-    ) -> BoxFuture<'_, Result<PinRecord, String>> {
-        let mut pins = self.pins.lock();
-        let r = pins
-            .entry((connector.to_string(), tool.to_string()))
-            .or_default();
-        if r.approved_hash.is_none() && r.pending_hash.is_none() && approve_if_first {
-            r.approved_hash = Some(hash.to_string());
-        } else if r.approved_hash.as_deref() != Some(hash) {
-            r.pending_hash = Some(hash.to_string());
-        } else {
-            r.pending_hash = None;
-        }
-        let out = r.clone();
-        Box::pin(async move { Ok(out) })
-    }
-}
-
 /// A tool as the connector last listed it.
 #[derive(Debug)]
 pub struct KnownTool {
@@ -221,7 +179,6 @@ pub(crate) fn observe_tool(inner: &Inner, i: usize, tool: &Value) -> bool {
         open_world,
     });
     let key = (i, name.to_string());
-    let unchanged = insp.known.get(&key).is_some_and(|k| k.hash == hash);
     insp.known.insert(key.clone(), known.clone());
     if !insp.settings.pin_tools {
         return true;
@@ -256,7 +213,7 @@ pub(crate) fn observe_tool(inner: &Inner, i: usize, tool: &Value) -> bool {
         insp.pins.insert(key.clone(), r);
         let (book, def) = (insp.book.clone(), tool.clone());
         let (i2, name2) = (i, name.to_string());
-        let inner_pins = inner.inspection.get().cloned();
+        let shared = inner.inspection.get().cloned();
         tokio::spawn(async move {
             match book
                 .observe(&connector, &name2, &hash, &def, first_sight && clean)
@@ -264,17 +221,23 @@ pub(crate) fn observe_tool(inner: &Inner, i: usize, tool: &Value) -> bool {
             {
                 // The book is the truth shared with other replicas and the CLI.
                 Ok(r) => {
-                    if let Some(insp) = inner_pins {
+                    if let Some(insp) = shared {
                         insp.pins.insert((i2, name2), r);
                     }
                 }
+                // Fail closed: a first definition that could not be recorded is not trusted. With
+                // no cached pin the tool is blocked, and the next listing tries to record it again.
                 Err(e) => {
-                    tracing::error!(connector = %connector, tool = %name2, error = %e, "could not record a tool definition; the tool stays blocked")
+                    tracing::error!(connector = %connector, tool = %name2, error = %e, "could not record a tool definition; the tool is blocked until it is recorded");
+                    if let Some(insp) = shared
+                        && first_sight
+                    {
+                        insp.pins.remove(&(i2, name2));
+                    }
                 }
             }
         });
     }
-    let _ = unchanged;
     matches!(insp.verdict(i, &known), PinVerdict::Usable)
 }
 
