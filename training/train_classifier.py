@@ -10,7 +10,10 @@ Model: logistic regression over hashed features (word unigrams, word bigrams, ch
 4-grams of the lowercased token stream), 2^18 buckets, weights quantized to int8. The feature
 code below mirrors crates/portcullis-detect/src/classifier.rs byte for byte; the output file is
 crates/portcullis-detect/model/injection.pcic. Data: training/corpora.py (sources in DATA.md);
-only `split == "train"` rows are used here.
+only `split == "train"` rows are used here. A validation part is carved from them by a second
+salted hash (VAL_SALT): the model is fitted on the rest, and the decision threshold is the
+lowest one whose false-positive rate on the validation negatives is at most VAL_FPR (never
+below 0.5, the confidence at which a finding counts). The eval rows only appear in the report.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ BITS = 18
 F_UNI, F_BI, F_CHAR4 = 1, 2, 4
 FLAGS = F_UNI | F_BI | F_CHAR4
 MASK64 = (1 << 64) - 1
+VAL_SALT = "portcullis-val-v1"
+VAL_SHARE = 20  # percent of the training rows held back for calibration
+VAL_FPR = 0.005
+FAMILY_MIN = 100
+THR_FLOOR = 0.7
 
 
 def fnv1a(seed: int, data: bytes) -> int:
@@ -134,6 +142,11 @@ def metrics(p, y, thr):
                 precision=tp / max(tp + fp, 1))
 
 
+def family(r) -> str:
+    """A row's family for calibration: its source without the version, and its kind."""
+    return r["source"].rsplit("-", 1)[0] if r["source"][-1].isdigit() else r["source"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true", help="retrain and compare with the committed model")
@@ -145,8 +158,12 @@ def main():
         print(len(hs), hs[0] == fnv1a(1, b"ignore"), hs[3] == fnv1a(2, b"ignore all"))
         return
     rows = corpora.all_rows()
-    tr = [r for r in rows if r["split"] == "train"]
+    every = [r for r in rows if r["split"] == "train"]
     ev = [r for r in rows if r["split"] == "eval"]
+    is_val = [int(hashlib.sha256((VAL_SALT + r["text"]).encode()).hexdigest()[:8], 16) % 100 < VAL_SHARE
+              for r in every]
+    tr = [r for r, v in zip(every, is_val) if not v]
+    va = [r for r, v in zip(every, is_val) if v]
     y = np.array([r["label"] for r in tr], np.float64)
     d = 1 << BITS
     X = design([r["text"] for r in tr])
@@ -156,20 +173,45 @@ def main():
     q, scale = quantize(w)
     wq = q.astype(np.float64) * float(scale)
     p_tr = score(X, len(tr), wq, b)
-    # threshold: at most 1% of the training benign rows above it, and at least 0.7 (the rules
-    # carry the recall; the classifier adds what they miss, so it must be sure)
-    benign = np.sort(p_tr[y == 0])
-    thr = float(max(0.7, benign[int(0.99 * len(benign))] + 1e-6))
+    Xv = design([r["text"] for r in va])
+    yv = np.array([r["label"] for r in va], np.float64)
+    p_va = score(Xv, len(va), wq, b)
+    # Threshold: the lowest score that at most VAL_FPR of the pooled validation negatives
+    # exceed, raised so that it also holds on every family of negatives large enough to
+    # measure (FAMILY_MIN rows; the pool is dominated by easy library docstrings), and never
+    # below THR_FLOOR: the rules carry the recall, the classifier adds what they miss and must
+    # be sure (the floor predates this calibration).
+    def above(ps, rate):
+        ps = np.sort(np.array(ps))
+        k = int(np.floor(rate * len(ps)))  # this many may score above
+        return float(ps[len(ps) - 1 - k] + 1e-6)
+
+    fams = {}
+    for r, p_, l in zip(va, p_va, yv):
+        if l == 0:
+            fams.setdefault(family(r), []).append(p_)
+    per_family = {f: above(ps, VAL_FPR) for f, ps in sorted(fams.items()) if len(ps) >= FAMILY_MIN}
+    pooled = above(p_va[yv == 0], VAL_FPR)
+    thr = float(max([THR_FLOOR, pooled] + list(per_family.values())))
     Xe = design([r["text"] for r in ev])
     ye = np.array([r["label"] for r in ev], np.float64)
     p_ev = score(Xe, len(ev), wq, b)
+    orig = {f.__name__ for f in corpora.ORIGINAL_SOURCES}
+    orig_src = {r["source"] for f in corpora.ORIGINAL_SOURCES for r in f()[:1]}
+    o = np.array([r["source"] in orig_src for r in ev])
     report = {
-        "rows": {"train": len(tr), "eval": len(ev), "train_attacks": int(y.sum()), "eval_attacks": int(ye.sum())},
+        "rows": {"train": len(tr), "validation": len(va), "eval": len(ev), "train_attacks": int(y.sum()),
+                 "validation_attacks": int(yv.sum()), "eval_attacks": int(ye.sum())},
         "threshold": thr,
+        "threshold_pooled": pooled,
+        "threshold_per_negative_family": per_family,
         "train": metrics(p_tr, y, thr),
+        "validation": metrics(p_va, yv, thr),
         "eval_whole_texts": metrics(p_ev, ye, thr),
+        "eval_whole_texts_original_corpora": metrics(p_ev[o], ye[o], thr),
         "sources": sorted({r["source"] for r in rows}),
     }
+    del orig
     blob = b"PCIC" + struct.pack("<IIIfff", 1, BITS, FLAGS, float(scale), float(b), thr) + q.tobytes()
     digest = hashlib.sha256(blob).hexdigest()
     report["sha256"] = digest

@@ -393,18 +393,31 @@ impl Engine {
         self.classifier.as_ref().map(|(c, _)| c.score(text))
     }
 
-    pub(crate) fn scan(&self, text: &str, key: Option<&str>) -> Vec<Finding> {
+    /// Scans a text; `key` is the JSON object key the text is the value of, if any.
+    pub(crate) fn scan(&self, text: &str, key: Option<KeyFacts>) -> Vec<Finding> {
+        if text.is_empty() {
+            return Vec::new();
+        }
         let raw = self.scan_raw(text, key, self.cats, 0);
+        if raw.is_empty() {
+            return Vec::new();
+        }
         self.finish(text, raw)
     }
 
-    fn scan_raw<'e>(&'e self, text: &str, key: Option<&str>, cats: u8, depth: u8) -> Vec<Raw<'e>> {
+    fn scan_raw<'e>(
+        &'e self,
+        text: &str,
+        key: Option<KeyFacts>,
+        cats: u8,
+        depth: u8,
+    ) -> Vec<Raw<'e>> {
         let b = text.as_bytes();
         let n = b.len();
         let mut out: Vec<Raw<'e>> = Vec::new();
         let mut cues: Vec<usize> = Vec::new();
         let mut hits: Vec<(u32, usize)> = Vec::new();
-        let key_ctx = key.map(key_context).unwrap_or(0);
+        let key_ctx = key.map_or(0, |k| k.ctx);
 
         // 1. one pass of the literal automaton
         self.trig.scan(b, |t, s| {
@@ -552,7 +565,7 @@ impl Engine {
 
         // 6. JSON key context: a value under a secret-named key
         if let Some(k) = key {
-            if cats & SECRET != 0 && secret_key(k) && value_like_secret(text) {
+            if cats & SECRET != 0 && k.secret && value_like_secret(text) {
                 out.push(Raw {
                     kind: "secret.json_value",
                     cat: Category::Secret,
@@ -1435,6 +1448,9 @@ fn generic_ok(key: &str, v: &str) -> bool {
     true
 }
 
+/// The reference definition of a secret-naming key; [`KeyFacts::of`] computes the same in one
+/// automaton pass.
+#[cfg(test)]
 fn secret_key(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
     const YES: &[&str] = &[
@@ -1485,6 +1501,155 @@ fn looks_like_name_value(v: &str) -> bool {
         && words.len() >= 2
 }
 
+/// What a JSON object key says about its value, computed once per distinct key of a document
+/// (a 4 KB object of records repeats the same few keys dozens of times).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeyFacts {
+    /// Context classes the key implies (`1 << CTX_*`).
+    ctx: u32,
+    /// The key names a secret (`password`, `api_key`...): a secret-like value is reported.
+    secret: bool,
+}
+
+// word groups of [`KeyFacts::of`]: a key containing a word of the group gets the bit
+const KG_PHONE: u16 = 1;
+const KG_CARD: u16 = 1 << 1;
+const KG_SSN: u16 = 1 << 2;
+const KG_DOB: u16 = 1 << 3;
+const KG_SECRET_CTX: u16 = 1 << 4;
+const KG_SECRET: u16 = 1 << 5;
+const KG_NOT_SECRET: u16 = 1 << 6;
+const KG_NOT_NAME: u16 = 1 << 7;
+
+/// Every word [`KeyFacts::of`] looks for, with its groups.
+const KEY_WORDS: &[(&str, u16)] = &[
+    ("phone", KG_PHONE),
+    ("mobile", KG_PHONE),
+    ("tel", KG_PHONE),
+    ("fax", KG_PHONE),
+    ("cell", KG_PHONE),
+    ("card", KG_CARD),
+    ("pan", KG_CARD),
+    ("cc_number", KG_CARD),
+    ("ssn", KG_SSN),
+    ("social_security", KG_SSN),
+    ("dob", KG_DOB),
+    ("birth", KG_DOB),
+    ("key", KG_SECRET_CTX),
+    ("token", KG_SECRET_CTX | KG_SECRET),
+    ("secret", KG_SECRET_CTX | KG_SECRET),
+    ("password", KG_SECRET_CTX | KG_SECRET),
+    ("auth", KG_SECRET_CTX | KG_SECRET),
+    ("passwd", KG_SECRET),
+    ("pwd", KG_SECRET),
+    ("api_key", KG_SECRET),
+    ("apikey", KG_SECRET),
+    ("api-key", KG_SECRET),
+    ("private_key", KG_SECRET),
+    ("privatekey", KG_SECRET),
+    ("credential", KG_SECRET),
+    ("access_key", KG_SECRET),
+    ("accesskey", KG_SECRET),
+    ("client_secret", KG_SECRET),
+    ("session_key", KG_SECRET),
+    ("signing_key", KG_SECRET),
+    ("passphrase", KG_SECRET),
+    ("url", KG_NOT_SECRET),
+    ("uri", KG_NOT_SECRET),
+    ("name", KG_NOT_SECRET),
+    ("_id", KG_NOT_SECRET),
+    ("count", KG_NOT_SECRET),
+    ("type", KG_NOT_SECRET | KG_NOT_NAME),
+    ("length", KG_NOT_SECRET),
+    ("expir", KG_NOT_SECRET),
+    ("_at", KG_NOT_SECRET),
+    ("file", KG_NOT_SECRET | KG_NOT_NAME),
+    ("path", KG_NOT_SECRET),
+    ("hint", KG_NOT_SECRET),
+    ("policy", KG_NOT_SECRET),
+    ("label", KG_NOT_SECRET),
+    ("enabled", KG_NOT_SECRET),
+    ("required", KG_NOT_SECRET),
+    ("author", KG_NOT_SECRET),
+    ("method", KG_NOT_SECRET),
+    ("provider", KG_NOT_SECRET),
+    ("usage", KG_NOT_SECRET),
+    ("limit", KG_NOT_SECRET),
+    ("format", KG_NOT_SECRET),
+    ("endpoint", KG_NOT_SECRET),
+    ("user", KG_NOT_NAME),
+    ("host", KG_NOT_NAME),
+    ("tool", KG_NOT_NAME),
+];
+
+/// Keys whose value is a person's name (whole key, `_`-suffix, or suffix of a short key).
+const NAME_KEYS: &[&str] = &[
+    "name",
+    "full_name",
+    "fullname",
+    "first_name",
+    "last_name",
+    "customer",
+    "contact",
+    "author",
+    "owner",
+    "assignee",
+    "patient",
+    "employee",
+];
+
+static KEY_AUTOMATON: std::sync::LazyLock<AhoCorasick> = std::sync::LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(KEY_WORDS.iter().map(|(w, _)| w))
+        .expect("the key words compile")
+});
+
+impl KeyFacts {
+    /// The facts of one key: one case-insensitive automaton pass over the key for every word
+    /// (the reference definitions, `key_context` and `secret_key`, test each word in turn).
+    pub(crate) fn of(key: &str) -> KeyFacts {
+        let mut groups = 0u16;
+        for m in KEY_AUTOMATON.find_overlapping_iter(key) {
+            groups |= KEY_WORDS[m.pattern().as_usize()].1;
+        }
+        let mut ctx = 0u32;
+        for (group, class) in [
+            (KG_PHONE, pii::CTX_PHONE),
+            (KG_CARD, pii::CTX_CARD),
+            (KG_SSN, pii::CTX_SSN),
+            (KG_DOB, pii::CTX_DOB),
+            (KG_SECRET_CTX, CTX_SECRET),
+        ] {
+            if groups & group != 0 {
+                ctx |= 1 << class;
+            }
+        }
+        if groups & KG_NOT_NAME == 0 && name_key(key) {
+            ctx |= 1 << CTX_NAME;
+        }
+        KeyFacts {
+            ctx,
+            secret: groups & KG_SECRET != 0 && groups & KG_NOT_SECRET == 0,
+        }
+    }
+}
+
+/// `key` (any ASCII case) is one of [`NAME_KEYS`], ends with `_` and one, or is a key of at
+/// most 12 bytes ending with one.
+fn name_key(key: &str) -> bool {
+    let k = key.as_bytes();
+    NAME_KEYS.iter().any(|w| {
+        let w = w.as_bytes();
+        k.len() >= w.len() && k[k.len() - w.len()..].eq_ignore_ascii_case(w) && {
+            let rest = k.len() - w.len();
+            rest == 0 || k[rest - 1] == b'_' || key.len() <= 12
+        }
+    })
+}
+
+/// The reference definition of a key's context classes (see [`KeyFacts::of`]).
+#[cfg(test)]
 fn key_context(k: &str) -> u32 {
     let k = k.to_ascii_lowercase();
     let mut m = 0u32;
@@ -1527,6 +1692,7 @@ fn key_context(k: &str) -> u32 {
 
 /// `k` ends with `_` and `w`. Not `k.ends_with(&format!("_{w}"))`: this runs for every JSON
 /// value, and those allocations were most of the cost of `scan_json` on records.
+#[cfg(test)]
 fn ends_with_part(k: &str, w: &str) -> bool {
     k.strip_suffix(w).is_some_and(|p| p.ends_with('_'))
 }
@@ -1551,6 +1717,83 @@ fn regex_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use crate::{Detector, DetectorConfig};
+
+    /// The one-pass key facts agree with the word-by-word reference definitions, on the keys
+    /// of real tool results and on every combination of a prefix, a key word and a suffix.
+    #[test]
+    fn key_facts_match_the_reference_definitions() {
+        let mut keys: Vec<String> = [
+            "id",
+            "name",
+            "Name",
+            "FULL_NAME",
+            "customer_name",
+            "username",
+            "hostname",
+            "file_name",
+            "tool_name",
+            "type",
+            "owner",
+            "co_owner",
+            "account_owner_email",
+            "password",
+            "db_password",
+            "PASSWORD_HINT",
+            "api_key",
+            "apiKeyUrl",
+            "token",
+            "token_type",
+            "expires_at",
+            "auth",
+            "author",
+            "authorization",
+            "x-api-key",
+            "phone",
+            "mobile_number",
+            "hotel",
+            "card_number",
+            "pan",
+            "company",
+            "ssn",
+            "date_of_birth",
+            "dob",
+            "birthday",
+            "secret",
+            "client_secret",
+            "secretary",
+            "signing_key",
+            "key",
+            "monkey",
+            "credentials_path",
+            "",
+            "é_name",
+            "ÉMAIL",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let words: Vec<&str> = super::KEY_WORDS
+            .iter()
+            .map(|(w, _)| *w)
+            .chain(super::NAME_KEYS.iter().copied())
+            .collect();
+        for w in &words {
+            for pre in ["", "x", "my_", "Long_prefix_", "A"] {
+                for suf in ["", "s", "_id", "_value", "X"] {
+                    keys.push(format!("{pre}{w}{suf}"));
+                    keys.push(format!("{pre}{}{suf}", w.to_ascii_uppercase()));
+                }
+            }
+        }
+        for k in &keys {
+            let got = super::KeyFacts::of(k);
+            let want = super::KeyFacts {
+                ctx: super::key_context(k),
+                secret: super::secret_key(k),
+            };
+            assert_eq!(got, want, "key {k:?}");
+        }
+    }
 
     fn time(d: &Detector, t: &str) -> std::time::Duration {
         let s = std::time::Instant::now();

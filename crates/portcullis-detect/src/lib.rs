@@ -257,68 +257,14 @@ impl Detector {
     /// pointer of their value and offsets inside it. Object keys give context: a value under
     /// a key such as `password` or `api_key` is reported as a secret.
     pub fn scan_json(&self, value: &serde_json::Value) -> Vec<Finding> {
-        let mut out = Vec::new();
-        let mut ptr = String::new();
-        self.walk_json(value, &mut ptr, None, &mut out, 0);
-        out
-    }
-
-    fn walk_json(
-        &self,
-        v: &serde_json::Value,
-        ptr: &mut String,
-        key: Option<&str>,
-        out: &mut Vec<Finding>,
-        depth: usize,
-    ) {
-        use serde_json::Value;
-        if depth > 256 {
-            return;
-        }
-        match v {
-            Value::String(s) => {
-                let mut f = self.engine.scan(s, key);
-                for x in &mut f {
-                    x.pointer = Some(ptr.clone());
-                }
-                out.extend(f);
-            }
-            Value::Number(n) => {
-                let s = n.to_string();
-                if s.len() >= 9 {
-                    let mut f = self.engine.scan(&s, key);
-                    for x in &mut f {
-                        x.pointer = Some(ptr.clone());
-                    }
-                    out.extend(f);
-                }
-            }
-            Value::Array(a) => {
-                for (i, x) in a.iter().enumerate() {
-                    let len = ptr.len();
-                    ptr.push('/');
-                    ptr.push_str(&i.to_string());
-                    self.walk_json(x, ptr, key, out, depth + 1);
-                    ptr.truncate(len);
-                }
-            }
-            Value::Object(m) => {
-                for (k, x) in m {
-                    let len = ptr.len();
-                    ptr.push('/');
-                    for ch in k.chars() {
-                        match ch {
-                            '~' => ptr.push_str("~0"),
-                            '/' => ptr.push_str("~1"),
-                            c => ptr.push(c),
-                        }
-                    }
-                    self.walk_json(x, ptr, Some(k), out, depth + 1);
-                    ptr.truncate(len);
-                }
-            }
-            Value::Bool(_) | Value::Null => {}
-        }
+        let mut walk = JsonWalk {
+            engine: &self.engine,
+            ptr: String::new(),
+            keys: Vec::new(),
+            out: Vec::new(),
+        };
+        walk.value(value, None, 0);
+        walk.out
     }
 
     /// Every detector id (kind) this detector can report.
@@ -345,6 +291,89 @@ impl Detector {
     /// The injection classifier's probability for a text (None when the classifier is off).
     pub fn injection_score(&self, text: &str) -> Option<f32> {
         self.engine.classifier_score(text)
+    }
+}
+
+/// The state of one [`Detector::scan_json`] walk.
+struct JsonWalk<'e, 'v> {
+    engine: &'e engine::Engine,
+    /// The JSON pointer of the value being scanned.
+    ptr: String,
+    /// What each distinct object key says about its values, computed once per document: the
+    /// records of a tool result repeat the same few keys, and working out a key's context is
+    /// a few dozen substring tests.
+    keys: Vec<(&'v str, engine::KeyFacts)>,
+    out: Vec<Finding>,
+}
+
+impl<'v> JsonWalk<'_, 'v> {
+    /// Most documents have a few dozen distinct keys; past this many, facts are recomputed
+    /// rather than searched for in a long list.
+    const KEY_CACHE: usize = 64;
+
+    fn key_facts(&mut self, key: &'v str) -> engine::KeyFacts {
+        if let Some((_, f)) = self.keys.iter().find(|(k, _)| *k == key) {
+            return *f;
+        }
+        let f = engine::KeyFacts::of(key);
+        if self.keys.len() < Self::KEY_CACHE {
+            self.keys.push((key, f));
+        }
+        f
+    }
+
+    fn scan(&mut self, text: &str, key: Option<engine::KeyFacts>) {
+        let found = self.engine.scan(text, key);
+        if !found.is_empty() {
+            let ptr = self.ptr.clone();
+            self.out.extend(found.into_iter().map(|mut f| {
+                f.pointer = Some(ptr.clone());
+                f
+            }));
+        }
+    }
+
+    fn value(&mut self, v: &'v serde_json::Value, key: Option<engine::KeyFacts>, depth: usize) {
+        use serde_json::Value;
+        use std::fmt::Write as _;
+        if depth > 256 {
+            return;
+        }
+        match v {
+            Value::String(s) => self.scan(s, key),
+            Value::Number(n) => {
+                // short numbers (counts, prices, ids under 9 digits) hold no identifier
+                let s = n.to_string();
+                if s.len() >= 9 {
+                    self.scan(&s, key);
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    let len = self.ptr.len();
+                    let _ = write!(self.ptr, "/{i}");
+                    self.value(x, key, depth + 1);
+                    self.ptr.truncate(len);
+                }
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let len = self.ptr.len();
+                    self.ptr.push('/');
+                    for ch in k.chars() {
+                        match ch {
+                            '~' => self.ptr.push_str("~0"),
+                            '/' => self.ptr.push_str("~1"),
+                            c => self.ptr.push(c),
+                        }
+                    }
+                    let facts = self.key_facts(k);
+                    self.value(x, Some(facts), depth + 1);
+                    self.ptr.truncate(len);
+                }
+            }
+            Value::Bool(_) | Value::Null => {}
+        }
     }
 }
 
