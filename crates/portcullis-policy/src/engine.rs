@@ -10,10 +10,11 @@ use cedar_policy::{Authorizer, Decision, Effect, PolicyId, PolicySet, Response};
 use serde::Serialize;
 
 use crate::PolicyError;
-use crate::entities::{BuiltCall, PreparedPrincipal, PreparedResource, StoreCache};
+use crate::entities::{BuiltCall, PreparedPrincipal, PreparedResource, StoreCache, check_context};
 use crate::facts::{Action, ContextFacts, PrincipalFacts};
 use crate::index::PolicyIndex;
 use crate::load::{LoadedSet, OBLIGATION_CONFIRM, PolicyInfo, PolicySource, load};
+use crate::plan::{Inputs, PlanCache};
 
 /// The outcome of a decision, most restrictive first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -74,7 +75,7 @@ const MAX_PRINCIPALS: usize = 16_384;
 pub const DEFAULT_DENY: &str = "default-deny";
 
 impl Reason {
-    fn default_deny() -> Self {
+    pub(crate) fn default_deny() -> Self {
         Self {
             policy: DEFAULT_DENY.into(),
             effect: "forbid",
@@ -85,7 +86,7 @@ impl Reason {
         }
     }
 
-    fn of(info: &PolicyInfo) -> Self {
+    pub(crate) fn of(info: &PolicyInfo) -> Self {
         Self {
             policy: info.id.clone(),
             effect: if info.effect == Effect::Permit {
@@ -158,18 +159,50 @@ pub struct AuthzRequest {
     pub context: ContextFacts,
 }
 
-/// A loaded set with its index.
+/// A loaded set with its index and its plans.
 #[derive(Debug)]
 struct Bundle {
     loaded: LoadedSet,
     index: PolicyIndex,
+    /// Per (principal, resource, action): see [`crate::plan`].
+    plans: PlanCache,
 }
 
 impl Bundle {
     fn new(sources: &[PolicySource]) -> Result<Self, PolicyError> {
         let loaded = load(sources)?;
         let index = PolicyIndex::new(&loaded.set);
-        Ok(Self { loaded, index })
+        Ok(Self {
+            loaded,
+            index,
+            plans: PlanCache::default(),
+        })
+    }
+
+    /// The outcome by this call's plan; `None` when it has none, or its plan cannot evaluate
+    /// this context: then Cedar's path decides ([`Bundle::decide`]).
+    fn decide_planned(
+        &self,
+        authorizer: &Authorizer,
+        stores: &StoreCache,
+        principal: &Arc<PreparedPrincipal>,
+        req: &AuthzRequest,
+    ) -> Option<Outcome> {
+        let inputs = Inputs {
+            loaded: &self.loaded,
+            index: &self.index,
+            authorizer,
+            stores,
+        };
+        let plan = self
+            .plans
+            .get_or_make(&inputs, principal, req.action, &req.resource)?;
+        let (verdict, reasons) = plan.decide(&req.context)?;
+        Some(Outcome {
+            verdict,
+            reasons,
+            errors: Vec::new(),
+        })
     }
 
     fn reasons(&self, resp: &Response) -> Vec<Reason> {
@@ -289,6 +322,9 @@ struct Inner {
     shadow: Option<Arc<Bundle>>,
     authorizer: Authorizer,
     indexed: bool,
+    /// Decide by per-call plans where one can be made (see [`crate::plan`]); only with the index
+    /// and without request validation.
+    planned: bool,
     validate_requests: bool,
 }
 
@@ -309,6 +345,8 @@ impl fmt::Debug for PolicyEngine {
             )
             .field("cached_entity_stores", &self.inner.stores.len())
             .field("indexed", &self.inner.indexed)
+            .field("planned", &self.inner.planned)
+            .field("plans", &self.inner.active.plans)
             .field("validate_requests", &self.inner.validate_requests)
             .finish_non_exhaustive()
     }
@@ -326,6 +364,7 @@ impl PolicyEngine {
                 shadow: None,
                 authorizer: Authorizer::new(),
                 indexed: true,
+                planned: true,
                 validate_requests: false,
             }),
         })
@@ -348,6 +387,7 @@ impl PolicyEngine {
             shadow: i.shadow.clone(),
             authorizer: Authorizer::new(),
             indexed: i.indexed,
+            planned: i.planned,
             validate_requests: i.validate_requests,
         };
         f(&mut inner);
@@ -369,11 +409,29 @@ impl PolicyEngine {
         self.rebuild(|i| i.validate_requests = on)
     }
 
-    /// Evaluates every policy on every call instead of the per-resource index; for measuring the
-    /// index, and for checking that both agree.
+    /// Evaluates every policy on every call instead of the per-resource index (and without
+    /// plans): Cedar over the whole set, the reference; for measuring the index, and for checking
+    /// that both agree.
     #[doc(hidden)]
     pub fn without_index(self) -> Self {
-        self.rebuild(|i| i.indexed = false)
+        self.rebuild(|i| {
+            i.indexed = false;
+            i.planned = false;
+        })
+    }
+
+    /// Evaluates every call with Cedar over the index's subset, without the per-call plans of
+    /// [`crate::plan`]; for measuring the plans, and for checking that both agree.
+    #[doc(hidden)]
+    pub fn without_plans(self) -> Self {
+        self.rebuild(|i| i.planned = false)
+    }
+
+    /// How many (principal, resource, action) triples of the active set have a plan, and how
+    /// many take Cedar's path; for tests (that the plans were used) and the benchmark.
+    #[doc(hidden)]
+    pub fn plan_counts(&self) -> (usize, usize) {
+        self.inner.active.plans.counts()
     }
 
     /// The policies of the active set, by id.
@@ -409,27 +467,49 @@ impl PolicyEngine {
     /// Decides one call. Never fails: anything that goes wrong is a deny with its error.
     pub fn authorize(&self, req: &AuthzRequest) -> AuthzDecision {
         let inner = &*self.inner;
-        let call = self.principal(&req.principal).and_then(|p| {
-            BuiltCall::new(
-                &p,
-                &req.principal.client_id,
-                req.action,
-                &req.resource,
-                &req.context,
-                inner.validate_requests,
-                &inner.stores,
-            )
-        });
-        let (active, shadow) = match call {
-            Ok(call) => (
-                inner
-                    .active
-                    .decide(&inner.authorizer, &call, req, inner.indexed),
-                inner
-                    .shadow
-                    .as_ref()
-                    .map(|s| s.decide(&inner.authorizer, &call, req, inner.indexed)),
-            ),
+        let (active, shadow) = match self.principal(&req.principal) {
+            Ok(p) => {
+                // A plan only for facts Cedar's path would accept: any fact it refuses is
+                // left to it, so that the error is its own.
+                let planned = inner.planned
+                    && inner.indexed
+                    && !inner.validate_requests
+                    && req.action.resource_kind() == req.resource.kind()
+                    && check_context(&req.context).is_ok();
+                let plan_of = |b: &Bundle| {
+                    planned
+                        .then(|| b.decide_planned(&inner.authorizer, &inner.stores, &p, req))
+                        .flatten()
+                };
+                let (active, shadow) =
+                    (plan_of(&inner.active), inner.shadow.as_deref().map(plan_of));
+                // Cedar's path for what has no plan, with the call built once for both sets.
+                let mut call = None;
+                let mut cedar = |b: &Bundle| {
+                    let built = call.get_or_insert_with(|| {
+                        BuiltCall::new(
+                            &p,
+                            &req.principal.client_id,
+                            req.action,
+                            &req.resource,
+                            &req.context,
+                            inner.validate_requests,
+                            &inner.stores,
+                        )
+                    });
+                    match built {
+                        Ok(c) => b.decide(&inner.authorizer, c, req, inner.indexed),
+                        Err(e) => Outcome::deny_error(&*e),
+                    }
+                };
+                let active = active.unwrap_or_else(|| cedar(&inner.active));
+                let shadow = match (shadow, inner.shadow.as_deref()) {
+                    (Some(Some(o)), _) => Some(o),
+                    (_, Some(b)) => Some(cedar(b)),
+                    (_, None) => None,
+                };
+                (active, shadow)
+            }
             Err(e) => (
                 Outcome::deny_error(&e),
                 inner.shadow.as_ref().map(|_| Outcome::deny_error(&e)),

@@ -290,6 +290,12 @@ impl PreparedResource {
         &self.inner.entities
     }
 
+    /// The address of the shared prepared value: a cache key that tells apart two preparations
+    /// of the same uid (a cache keyed by it must hold a clone, so that the address stays taken).
+    pub(crate) fn addr(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// The value of its entity's Boolean attribute `name`; `None` when it has no such attribute.
     pub(crate) fn bool_attr(&self, name: &str) -> Option<bool> {
         let bools = self.inner.bools.as_ref()?;
@@ -360,12 +366,8 @@ impl PreparedPrincipal {
     }
 }
 
-/// The Cedar context; `confirmed` overrides the facts' (for the re-evaluation of HC-1).
-pub(crate) fn context(
-    c: &ContextFacts,
-    client_id: &str,
-    confirmed: bool,
-) -> Result<Context, PolicyError> {
+/// Checks the context's facts, as every call's context does; the first error found.
+pub(crate) fn check_context(c: &ContextFacts) -> Result<(), PolicyError> {
     if c.risk > 100 {
         return Err(PolicyError::facts(
             "context.risk",
@@ -378,6 +380,19 @@ pub(crate) fn context(
             "hour must be 0-23 and weekday 0 (Monday) to 6",
         ));
     }
+    for s in &c.scopes {
+        non_empty("context.scopes[]", s)?;
+    }
+    Ok(())
+}
+
+/// The Cedar context; `confirmed` overrides the facts' (for the re-evaluation of HC-1).
+pub(crate) fn context(
+    c: &ContextFacts,
+    client_id: &str,
+    confirmed: bool,
+) -> Result<Context, PolicyError> {
+    check_context(c)?;
     let time = RestrictedExpression::new_record([
         (
             "hour".to_string(),
@@ -396,9 +411,6 @@ pub(crate) fn context(
         what: "context",
         message: e.to_string(),
     })?;
-    for s in &c.scopes {
-        non_empty("context.scopes[]", s)?;
-    }
     Context::from_pairs([
         ("scopes".to_string(), strings(&c.scopes)),
         ("source_ip".to_string(), ip_expr(c.source_ip)),
@@ -452,15 +464,12 @@ impl StoreCache {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    fn get_or_build(
+    pub(crate) fn get_or_build(
         &self,
         principal: &Arc<PreparedPrincipal>,
         resource: &PreparedResource,
     ) -> Result<Arc<Entities>, PolicyError> {
-        let key = (
-            Arc::as_ptr(principal) as usize,
-            Arc::as_ptr(&resource.inner) as usize,
-        );
+        let key = (Arc::as_ptr(principal) as usize, resource.addr());
         if let Some(hit) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(hit.entities.clone());
         }

@@ -31,6 +31,7 @@ pub mod error;
 pub mod facts;
 mod index;
 pub mod load;
+mod plan;
 pub mod roles;
 pub mod schema;
 pub mod testcases;
