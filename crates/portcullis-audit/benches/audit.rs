@@ -277,7 +277,8 @@ fn verify_sqlite_end_to_end(b: Bencher) {
     });
 }
 
-/// Baseline for the end-to-end verification: reading the same rows, no hashing.
+/// Baseline for the end-to-end verification: reading the same rows through sqlx (the read path
+/// `verify` used before its lean reader, and still the one search and export use), no hashing.
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn verify_sqlite_baseline_read_only(b: Bencher) {
     let rt = rt();
@@ -302,6 +303,33 @@ fn verify_sqlite_baseline_read_only(b: Bencher) {
                 n += rows.len();
             }
             assert_eq!(n, VERIFY_N);
+        })
+    });
+}
+
+/// What the verify path's lean reader costs alone: the same rows through
+/// `Store::scan_events` (a prepared statement stepped directly, columns copied into chunks on a
+/// reader thread), no hashing.
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn verify_sqlite_lean_read_only(b: Bencher) {
+    let rt = rt();
+    let (_dir, cfg) = verify_fixture(&rt);
+    let store = rt
+        .block_on(Store::open(
+            &cfg.database_url().unwrap(),
+            OpenMode::ReadOnly,
+        ))
+        .unwrap();
+    b.counter(ItemsCount::new(VERIFY_N)).bench_local(|| {
+        rt.block_on(async {
+            let mut scan = store.scan_events(1, i64::MAX);
+            let mut n = 0;
+            let mut bytes = 0;
+            while let Some(chunk) = scan.next().await.unwrap() {
+                n += chunk.len();
+                bytes += chunk.iter().map(|r| r.hash.len()).sum::<usize>();
+            }
+            assert_eq!((n, bytes), (VERIFY_N, 32 * VERIFY_N));
         })
     });
 }

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use portcullis_core::{CorrelationId, Decision, Event, EventKind, FindingSummary, Outcome};
-use portcullis_store::audit::EventRow;
+use portcullis_store::audit::{EventRef, EventRow};
 use sha2::{Digest, Sha256};
 
 /// A SHA-256 digest.
@@ -56,27 +56,33 @@ fn put_opt(buf: &mut Vec<u8>, o: Option<&[u8]>) {
 /// The leaf digest of a row's content. `buf` is scratch space reused across calls (verification
 /// hashes millions of rows).
 pub fn leaf(row: &EventRow, buf: &mut Vec<u8>) -> Hash {
+    leaf_of(&row.borrowed(), buf)
+}
+
+/// [`leaf`] of a borrowed row (the verify path reads rows without copying them into owned
+/// strings). The same bytes, the same digest.
+pub fn leaf_of(row: &EventRef<'_>, buf: &mut Vec<u8>) -> Hash {
     buf.clear();
     buf.extend_from_slice(LEAF_DOMAIN);
-    put_bytes(buf, row.id.as_bytes());
+    put_bytes(buf, row.id);
     buf.extend_from_slice(&row.time_ns.to_be_bytes());
-    put_bytes(buf, row.correlation_id.as_bytes());
-    put_bytes(buf, row.kind.as_bytes());
+    put_bytes(buf, row.correlation_id);
+    put_bytes(buf, row.kind);
     for o in [
-        &row.principal,
-        &row.client,
-        &row.source,
-        &row.session,
-        &row.connector,
-        &row.method,
-        &row.target,
+        row.principal,
+        row.client,
+        row.source,
+        row.session,
+        row.connector,
+        row.method,
+        row.target,
     ] {
-        put_opt(buf, o.as_deref().map(str::as_bytes));
+        put_opt(buf, o);
     }
-    put_bytes(buf, row.decision.as_bytes());
-    put_bytes(buf, row.reasons.as_bytes());
-    put_bytes(buf, row.findings.as_bytes());
-    put_bytes(buf, row.outcome.as_bytes());
+    put_bytes(buf, row.decision);
+    put_bytes(buf, row.reasons);
+    put_bytes(buf, row.findings);
+    put_bytes(buf, row.outcome);
     match row.upstream_status {
         None => buf.push(0),
         Some(s) => {
@@ -87,9 +93,9 @@ pub fn leaf(row: &EventRow, buf: &mut Vec<u8>) -> Hash {
     buf.extend_from_slice(&row.request_bytes.to_be_bytes());
     buf.extend_from_slice(&row.response_bytes.to_be_bytes());
     buf.extend_from_slice(&row.latency_us.to_be_bytes());
-    put_bytes(buf, row.data_class.as_bytes());
-    put_opt(buf, row.subject.as_deref().map(str::as_bytes));
-    put_opt(buf, row.payload_digest.as_deref());
+    put_bytes(buf, row.data_class);
+    put_opt(buf, row.subject);
+    put_opt(buf, row.payload_digest);
     Sha256::digest(&buf[..]).into()
 }
 

@@ -218,12 +218,18 @@ impl HeadRecord {
     /// Writes the record atomically (temporary file, then rename), so a crash never leaves half
     /// a record.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
+        // A temporary name of this process's own: two processes writing the same temporary file
+        // at once could rename the other's half-written record into place.
+        let mut nonce = [0u8; 8];
+        rand::rng().fill_bytes(&mut nonce);
+        let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), hex::encode(nonce)));
         std::fs::write(
             &tmp,
             serde_json::to_vec(self).map_err(std::io::Error::other)?,
         )?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
     }
 
     /// Reads the record; `Ok(None)` when there is none.

@@ -6,6 +6,7 @@
 //! key kept in a file outside the database. [`verify::verify`] proves the log intact or names the
 //! first bad event.
 
+pub mod admin;
 pub mod canonical;
 pub mod config;
 pub mod export;
@@ -85,4 +86,12 @@ pub enum AuditError {
     /// The log was shut down.
     #[error("the audit log is shut down")]
     Closed,
+    /// An event whose caller waited for it could not be committed (the database kept failing).
+    #[error(
+        "the audit event could not be committed to {location} after repeated attempts; check that the database is reachable and writable, then retry"
+    )]
+    NotCommitted {
+        /// The database.
+        location: String,
+    },
 }

@@ -19,8 +19,13 @@ use crate::{AuditConfig, AuditError, AuditMetrics};
 /// below this rides out about half a minute of database outage.
 const MAX_WRITE_ATTEMPTS: u32 = 10;
 
+/// Told the seq an event was committed at, or `None` when it could not be committed.
+type Ack = oneshot::Sender<Option<i64>>;
+
 enum Msg {
     Event(Box<(Event, Option<Vec<u8>>)>),
+    /// An event whose recorder waits for its commit (admin actions, AU-1).
+    Acked(Box<(Event, Option<Vec<u8>>)>, Ack),
     Flush(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -353,6 +358,28 @@ impl AuditLog {
         &self.clock
     }
 
+    /// Records `event` and waits until it is committed; returns its seq. For events that must
+    /// not be lost silently (administrative changes, AU-1): unlike [`EventSink::record`], a
+    /// closed log, a full queue or a failed commit is an error the caller sees.
+    pub async fn record_committed(&self, event: Event) -> Result<i64, AuditError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(AuditError::Closed);
+        }
+        let (tx, rx) = oneshot::channel();
+        // Waits for room rather than dropping: the caller asked to wait.
+        self.tx
+            .send(Msg::Acked(Box::new((event, None)), tx))
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        AuditMetrics::add(&self.metrics.queue_depth, 1);
+        match rx.await {
+            Ok(Some(seq)) => Ok(seq),
+            _ => Err(AuditError::NotCommitted {
+                location: self.store.location().to_string(),
+            }),
+        }
+    }
+
     fn enqueue(&self, event: Event, payload: Option<Vec<u8>>) {
         // AU-1: never block the data path. A full queue or a closed log loses the event, which is
         // counted (and must stay 0: size the queue for bursts).
@@ -461,6 +488,16 @@ async fn recover_tail(
 }
 
 fn write_head(path: &std::path::Path, rec: &HeadRecord) {
+    // Several processes append to one log (the server, CLI admin commands): never move the head
+    // record back over a later one another process wrote. Two writers racing past this check can
+    // still leave the earlier of two heads, which only weakens the truncation check to that seq;
+    // it never makes verify fail on an intact log.
+    if let Ok(Some(old)) = HeadRecord::read(path)
+        && old.log_id == rec.log_id
+        && old.seq > rec.seq
+    {
+        return;
+    }
     if let Err(e) = rec.write(path) {
         tracing::error!(path = %path.display(), error = %e, "cannot write the audit head record");
     }
@@ -475,6 +512,21 @@ fn master_key<'a>(
     }
     let k = crate::payload::MasterKey::load_or_create(path, true)?;
     Ok(cell.get_or_init(|| k))
+}
+
+/// Tells the recorders of events `start..start + len` of a batch where they were committed
+/// (`first` is the seq of event `start`), or that they were not.
+fn answer(acks: &mut Vec<(usize, Ack)>, start: usize, len: usize, first: Option<i64>) {
+    let mut i = 0;
+    while i < acks.len() {
+        let at = acks[i].0;
+        if at >= start && at < start + len {
+            let (_, a) = acks.swap_remove(i);
+            let _ = a.send(first.map(|f| f + (at - start) as i64));
+        } else {
+            i += 1;
+        }
+    }
 }
 
 struct Writer {
@@ -499,6 +551,8 @@ struct Writer {
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         let mut batch: Vec<(Event, Option<Vec<u8>>)> = Vec::with_capacity(self.max_batch);
+        // (index in `batch`, who waits for it)
+        let mut acks: Vec<(usize, Ack)> = Vec::new();
         let mut flushes = Vec::new();
         loop {
             let Some(first) = rx.recv().await else {
@@ -514,6 +568,10 @@ impl Writer {
             while let Some(m) = next.take() {
                 match m {
                     Msg::Event(e) => batch.push(*e),
+                    Msg::Acked(e, a) => {
+                        acks.push((batch.len(), a));
+                        batch.push(*e);
+                    }
                     Msg::Flush(f) => flushes.push(f),
                     Msg::Shutdown(s) => {
                         shutdown = Some(s);
@@ -531,7 +589,8 @@ impl Writer {
                     n.min(AuditMetrics::get(&self.metrics.queue_depth)),
                     Ordering::Relaxed,
                 );
-                self.write_with_retry(&batch).await;
+                let first = self.write_with_retry(&batch).await;
+                answer(&mut acks, 0, batch.len(), first);
                 batch.clear();
             }
             for f in flushes.drain(..) {
@@ -543,14 +602,19 @@ impl Writer {
                 while let Ok(m) = rx.try_recv() {
                     match m {
                         Msg::Event(e) => batch.push(*e),
+                        Msg::Acked(e, a) => {
+                            acks.push((batch.len(), a));
+                            batch.push(*e);
+                        }
                         Msg::Flush(f) => flushes.push(f),
                         Msg::Shutdown(s) => {
                             let _ = s.send(());
                         }
                     }
                 }
-                for chunk in batch.chunks(self.max_batch) {
-                    self.write_with_retry(chunk).await;
+                for (i, chunk) in batch.chunks(self.max_batch).enumerate() {
+                    let first = self.write_with_retry(chunk).await;
+                    answer(&mut acks, i * self.max_batch, chunk.len(), first);
                 }
                 self.final_checkpoint().await;
                 if let Some(s) = self.sinks.take() {
@@ -582,7 +646,8 @@ impl Writer {
         }
     }
 
-    async fn write_with_retry(&mut self, events: &[(Event, Option<Vec<u8>>)]) {
+    /// Commits `events`, retrying; returns the seq of the first, or `None` when they were dropped.
+    async fn write_with_retry(&mut self, events: &[(Event, Option<Vec<u8>>)]) -> Option<i64> {
         let mut rows: Vec<EventRow> = Vec::with_capacity(events.len());
         let mut payloads: Vec<(usize, PayloadRow)> = Vec::new();
         for (i, (e, payload)) in events.iter().enumerate() {
@@ -625,7 +690,7 @@ impl Writer {
                             .collect();
                         sinks.send(&committed);
                     }
-                    return;
+                    return Some(first_seq);
                 }
                 Err(e) => {
                     AuditMetrics::add(&self.metrics.write_failures, 1);
@@ -642,6 +707,7 @@ impl Writer {
             count = rows.len(),
             "audit events dropped after repeated write failures"
         );
+        None
     }
 
     async fn seal(

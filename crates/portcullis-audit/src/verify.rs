@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::VerifyingKey;
-use portcullis_store::audit::{CheckpointRow, EventRow};
+use portcullis_store::audit::{CheckpointRow, EventRef};
 use portcullis_store::{OpenMode, Store};
 
 use crate::canonical::{self, Hash};
@@ -243,18 +243,12 @@ pub async fn verify(
         Some(p) => HeadRecord::read(p)?,
         None => None,
     };
-    while seq < end_seq {
-        let rows = store.events_by_seq(seq + 1, end_seq, PAGE).await?;
-        if rows.is_empty() {
-            return fail(
-                report,
-                seq + 1,
-                None,
-                ProblemKind::Missing,
-                format!("events {}..={end_seq} are missing", seq + 1),
-            );
-        }
-        for r in &rows {
+    // Payloads are outside the chain but bound to it by the digest in their event: collect the
+    // digests while walking, compare the stored payloads afterwards.
+    let mut digests: Vec<(i64, Vec<u8>, String)> = Vec::new();
+    let mut scan = store.scan_events(start_after + 1, end_seq);
+    while let Some(chunk) = scan.next().await? {
+        for r in chunk.iter() {
             if r.seq != seq + 1 {
                 return fail(
                     report,
@@ -268,22 +262,24 @@ pub async fn verify(
                     ),
                 );
             }
-            let leaf = match redaction_leaf(r) {
+            let leaf = match redaction_leaf(&r) {
                 Ok(Some(l)) => {
                     report.redacted += 1;
                     l
                 }
-                Ok(None) => canonical::leaf(r, &mut buf),
+                Ok(None) => canonical::leaf_of(&r, &mut buf),
                 Err(why) => {
-                    return fail(report, r.seq, Some(&r.id), ProblemKind::BadRedaction, why);
+                    let id = String::from_utf8_lossy(r.id);
+                    return fail(report, r.seq, Some(&id), ProblemKind::BadRedaction, why);
                 }
             };
             let h = canonical::chain(&prev, r.seq, &leaf);
             if h[..] != r.hash[..] {
+                let id = String::from_utf8_lossy(r.id);
                 return fail(
                     report,
                     r.seq,
-                    Some(&r.id),
+                    Some(&id),
                     ProblemKind::Changed,
                     format!(
                         "event seq {} does not match its chain hash: a field was changed, or the event was inserted, moved or renumbered",
@@ -296,6 +292,13 @@ pub async fn verify(
             report.events_checked += 1;
             report.first_seq.get_or_insert(r.seq);
             report.last_seq = Some(r.seq);
+            if let Some(d) = r.payload_digest {
+                digests.push((
+                    r.seq,
+                    d.to_vec(),
+                    String::from_utf8_lossy(r.id).into_owned(),
+                ));
+            }
             if head.as_ref().is_some_and(|hd| hd.seq == r.seq) {
                 hashes_at.push((r.seq, h));
             }
@@ -332,17 +335,30 @@ pub async fn verify(
                 last_signed = c.seq;
             }
         }
-        // Payloads are outside the chain but bound to it by the digest in their event.
-        let (a, b) = (rows[0].seq, rows[rows.len() - 1].seq);
-        for p in store.payloads_by_seq(a, b).await? {
-            let r = &rows[(p.seq - a) as usize];
-            if r.payload_digest.as_deref()
-                != Some(&crate::payload::digest(&p.nonce, &p.ciphertext)[..])
+    }
+    if seq < end_seq {
+        return fail(
+            report,
+            seq + 1,
+            None,
+            ProblemKind::Missing,
+            format!("events {}..={end_seq} are missing", seq + 1),
+        );
+    }
+    let mut page_from = start_after + 1;
+    while page_from <= seq {
+        let page_to = page_from.saturating_add(PAGE - 1).min(seq);
+        for p in store.payloads_by_seq(page_from, page_to).await? {
+            let found = digests
+                .binary_search_by_key(&p.seq, |d| d.0)
+                .ok()
+                .map(|i| &digests[i]);
+            if found.map(|d| &d.1[..]) != Some(&crate::payload::digest(&p.nonce, &p.ciphertext)[..])
             {
                 return fail(
                     report,
                     p.seq,
-                    Some(&r.id),
+                    found.map(|d| d.2.as_str()),
                     ProblemKind::PayloadMismatch,
                     format!(
                         "the stored payload of event seq {} does not match the digest in the chain",
@@ -351,6 +367,7 @@ pub async fn verify(
                 );
             }
         }
+        page_from = page_to + 1;
     }
 
     if let Some(hd) = head {
@@ -419,8 +436,8 @@ pub async fn verify(
 
 /// For a redacted row, the kept leaf; `None` for an intact row; an error when the two states are
 /// mixed (content left behind a redaction marker, which would hide a change from search).
-fn redaction_leaf(r: &EventRow) -> Result<Option<Hash>, String> {
-    match (&r.redacted, &r.leaf) {
+fn redaction_leaf(r: &EventRef<'_>) -> Result<Option<Hash>, String> {
+    match (r.redacted, r.leaf) {
         (None, None) => Ok(None),
         (Some(_), Some(l)) => {
             let blank = r.id.is_empty()
@@ -445,7 +462,7 @@ fn redaction_leaf(r: &EventRow) -> Result<Option<Hash>, String> {
                     r.seq
                 ));
             }
-            <Hash>::try_from(l.as_slice())
+            <Hash>::try_from(l)
                 .map(Some)
                 .map_err(|_| format!("event seq {}: its kept leaf digest is not 32 bytes", r.seq))
         }

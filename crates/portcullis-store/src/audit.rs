@@ -4,6 +4,10 @@
 
 use sqlx::QueryBuilder;
 
+pub mod scan;
+
+pub use scan::{EventChunk, EventRef, EventScan};
+
 use crate::{Db, Store, StoreError, dispatch};
 
 /// The columns of `audit_events`, in the order of [`EventRow`].

@@ -233,12 +233,18 @@ pub fn run_alerts(args: AlertsArgs) -> anyhow::Result<ExitCode> {
             },
             AlertsCommand::Ack { id, by } => {
                 let by = by.filter(|b| !b.trim().is_empty()).ok_or_else(|| anyhow::anyhow!("say who acknowledges with --by"))?;
-                if store.ack_alert(&id, &by, chrono::Utc::now().timestamp_micros()).await? {
-                    println!("alert {id} acknowledged by {by}");
-                    Ok(ExitCode::SUCCESS)
-                } else {
-                    bail!("alert {id:?} does not exist or is acknowledged already; see `portcullis alerts show {id}`")
+                // AU-1: the acknowledgement is an admin event in the audit chain.
+                let rec = args.db.recorder(Some(&by), "alerts/ack").await?;
+                let r: anyhow::Result<ExitCode> = async {
+                    if store.ack_alert(&id, &by, chrono::Utc::now().timestamp_micros()).await? {
+                        println!("alert {id} acknowledged by {by}");
+                        Ok(ExitCode::SUCCESS)
+                    } else {
+                        bail!("alert {id:?} does not exist or is acknowledged already; see `portcullis alerts show {id}`")
+                    }
                 }
+                .await;
+                rec.finish(&id, vec![], r).await
             }
             AlertsCommand::ReportLeak { principal, connector, tool, from, to, text_file, by } => {
                 let by = by.filter(|b| !b.trim().is_empty()).ok_or_else(|| anyhow::anyhow!("say who reports it with --by"))?;
@@ -254,7 +260,12 @@ pub fn run_alerts(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 let detector = portcullis_detect::Detector::new(&portcullis_detect::DetectorConfig::default())
                     .map_err(|e| anyhow::anyhow!("cannot build the detector: {e}"))?;
                 let now = chrono::Utc::now();
-                let (incident, leak) = report_leaked_text(&store, &detector, &report, new_id(now), now.timestamp_micros()).await?;
+                let rec = args.db.recorder(Some(&report.reported_by), "alerts/report-leak").await?;
+                let r = report_leaked_text(&store, &detector, &report, new_id(now), now.timestamp_micros()).await.map_err(anyhow::Error::from);
+                // The incident id and whose calls; never the reported text.
+                let target = r.as_ref().map(|(i, _)| i.id.clone()).unwrap_or_default();
+                let details = vec![format!("principal={}", report.principal)];
+                let (incident, leak) = rec.finish(&target, details, r).await?;
                 drop(report);
                 println!("{}", serde_json::to_string_pretty(&incident_json(&incident, Some(&leak)))?);
                 Ok(ExitCode::SUCCESS)
@@ -317,7 +328,11 @@ pub fn run_incidents(args: IncidentsArgs) -> anyhow::Result<ExitCode> {
                     description,
                 };
                 let now = chrono::Utc::now();
-                let row = report_leak(&store, &report, new_id(now), now.timestamp_micros()).await?;
+                let rec = args.db.recorder(Some(&report.reported_by), "incidents/report").await?;
+                let r = report_leak(&store, &report, new_id(now), now.timestamp_micros()).await.map_err(anyhow::Error::from);
+                let target = r.as_ref().map(|i| i.id.clone()).unwrap_or_default();
+                let details = report.principal.iter().map(|p| format!("principal={p}")).collect();
+                let row = rec.finish(&target, details, r).await?;
                 println!("{}", serde_json::to_string_pretty(&incident_json(&row, None))?);
                 Ok(ExitCode::SUCCESS)
             }

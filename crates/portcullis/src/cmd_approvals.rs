@@ -42,6 +42,22 @@ impl DatabaseArgs {
             .await
             .with_context(|| format!("cannot open {}", url.redacted()))
     }
+
+    /// Opens the audit log to record an administrative `command` by `actor` (AU-1) before the
+    /// change is made.
+    pub async fn recorder(
+        &self,
+        actor: Option<&str>,
+        command: &'static str,
+    ) -> anyhow::Result<crate::cmd_audit::AdminRecorder> {
+        crate::cmd_audit::AdminRecorder::open(
+            &self.data_dir,
+            self.database.as_deref(),
+            actor,
+            command,
+        )
+        .await
+    }
 }
 
 /// Arguments of `portcullis approvals`.
@@ -131,8 +147,17 @@ pub fn run(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
                 }
                 ExitCode::SUCCESS
             }
-            ApprovalsCommand::Approve(d) => decide(&store, &d, "approved", now).await?,
-            ApprovalsCommand::Deny(d) => decide(&store, &d, "denied", now).await?,
+            ApprovalsCommand::Approve(d) => {
+                // AU-1: the decision is an admin event in the audit chain.
+                let rec = args.db.recorder(d.by.as_deref(), "approvals/approve").await?;
+                let r = decide(&store, &d, "approved", now).await;
+                rec.finish(&d.id, vec![], r).await?
+            }
+            ApprovalsCommand::Deny(d) => {
+                let rec = args.db.recorder(d.by.as_deref(), "approvals/deny").await?;
+                let r = decide(&store, &d, "denied", now).await;
+                rec.finish(&d.id, vec![], r).await?
+            }
         };
         store.close().await;
         Ok(code)

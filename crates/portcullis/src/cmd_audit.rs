@@ -386,3 +386,82 @@ async fn open_existing(cfg: &AuditConfig) -> anyhow::Result<Arc<AuditLog>> {
     }
     Ok(AuditLog::open(cfg.clone(), Arc::new(SystemClock)).await?)
 }
+
+/// Records one administrative CLI command as a chained audit event (AU-1): who (`--actor`, or
+/// the OS user), what (the command path), the target (ids and names only, never secrets) and the
+/// outcome. The log is opened before the change is made, so a log that cannot be written refuses
+/// the change (fail closed); it appends safely beside a running `portcullis serve`, which writes
+/// to the same database (each batch re-reads the chain head under the database's write lock).
+pub(crate) struct AdminRecorder {
+    log: Arc<AuditLog>,
+    actor: String,
+    os_user: Option<String>,
+    command: &'static str,
+}
+
+impl AdminRecorder {
+    /// Opens the audit log of the data directory (or `database`) for `command`.
+    pub(crate) async fn open(
+        data_dir: &std::path::Path,
+        database: Option<&str>,
+        actor: Option<&str>,
+        command: &'static str,
+    ) -> anyhow::Result<Self> {
+        let mut cfg = AuditConfig::embedded(data_dir);
+        if let Some(db) = database {
+            cfg.database = db.to_string();
+        }
+        let log = AuditLog::open(cfg, Arc::new(SystemClock))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the audit log in {} to record `{}`; nothing was changed",
+                    data_dir.display(),
+                    command.replace('/', " ")
+                )
+            })?;
+        let os_user = portcullis_audit::admin::os_user();
+        let actor = actor
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .or_else(|| os_user.clone())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Self {
+            log,
+            actor,
+            os_user,
+            command,
+        })
+    }
+
+    /// Records how the command ended and passes its result on. A change that was made but could
+    /// not be recorded is an error too (exit status 2), saying so.
+    pub(crate) async fn finish<T>(
+        self,
+        target: &str,
+        details: Vec<String>,
+        result: anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let action = portcullis_audit::admin::AdminAction {
+            actor: self.actor.clone(),
+            os_user: self.os_user.clone(),
+            client: portcullis_audit::admin::CLI_CLIENT.into(),
+            command: self.command.into(),
+            target: target.into(),
+            details,
+            outcome: result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
+        };
+        let recorded = self.log.record_admin(&action).await;
+        self.log.shutdown().await;
+        match (result, recorded) {
+            (Ok(v), Ok(_)) => Ok(v),
+            (Ok(_), Err(e)) => Err(anyhow::Error::new(e).context(format!(
+                "`{}` on {target} was done, but its audit event could not be recorded",
+                self.command.replace('/', " ")
+            ))),
+            (Err(e), Ok(_)) => Err(e),
+            (Err(e), Err(r)) => Err(e.context(format!("(its audit event was not recorded: {r})"))),
+        }
+    }
+}

@@ -33,6 +33,23 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     database: Option<String>,
+    /// Who makes the change, as recorded in the audit log (AU-1); default: the OS user ($USER).
+    #[arg(long, global = true, env = "PORTCULLIS_ACTOR")]
+    actor: Option<String>,
+}
+
+/// Opens the audit log to record `command` (AU-1) before the change is made.
+async fn recorder(
+    s: &StoreArgs,
+    command: &'static str,
+) -> anyhow::Result<crate::cmd_audit::AdminRecorder> {
+    crate::cmd_audit::AdminRecorder::open(
+        &s.data_dir,
+        s.database.as_deref(),
+        s.actor.as_deref(),
+        command,
+    )
+    .await
 }
 
 /// Arguments of `portcullis users`.
@@ -234,7 +251,8 @@ pub fn run_users(args: UsersArgs) -> anyhow::Result<ExitCode> {
             UsersCommand::Add(a) => {
                 let (password, generated) = read_password(a)?;
                 let admin = admin(&args.store, OpenMode::CreateIfMissing).await?;
-                let u = admin
+                let rec = recorder(&args.store, "users/add").await?;
+                let added = admin
                     .add_user(NewUser {
                         username: a.name.clone(),
                         display_name: a.display_name.clone(),
@@ -242,7 +260,14 @@ pub fn run_users(args: UsersArgs) -> anyhow::Result<ExitCode> {
                         roles: a.roles.clone(),
                         password: password.clone(),
                     })
-                    .await?;
+                    .await
+                    .map_err(anyhow::Error::from);
+                // Never the password: only who was added, with what.
+                let details = vec![
+                    format!("roles={}", a.roles.join(",")),
+                    format!("groups={}", a.groups.join(",")),
+                ];
+                let u = rec.finish(&a.name, details, added).await?;
                 println!("added user {} ({})", u.username, u.id);
                 if generated {
                     println!("password (shown once): {}", password.expose());
@@ -275,16 +300,18 @@ pub fn run_users(args: UsersArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             UsersCommand::Disable(n) => {
-                admin(&args.store, OpenMode::MustExist)
-                    .await?
-                    .set_user_disabled(&n.name, true)
+                let admin = admin(&args.store, OpenMode::MustExist).await?;
+                let rec = recorder(&args.store, "users/disable").await?;
+                let r = admin.set_user_disabled(&n.name, true).await;
+                rec.finish(&n.name, vec![], r.map_err(anyhow::Error::from))
                     .await?;
                 println!("disabled {}: sessions ended, tokens revoked", n.name);
             }
             UsersCommand::Enable(n) => {
-                admin(&args.store, OpenMode::MustExist)
-                    .await?
-                    .set_user_disabled(&n.name, false)
+                let admin = admin(&args.store, OpenMode::MustExist).await?;
+                let rec = recorder(&args.store, "users/enable").await?;
+                let r = admin.set_user_disabled(&n.name, false).await;
+                rec.finish(&n.name, vec![], r.map_err(anyhow::Error::from))
                     .await?;
                 println!("enabled {}", n.name);
             }
@@ -322,7 +349,14 @@ pub fn run_consents(args: ConsentsArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             ConsentsCommand::Revoke { user, client } => {
-                admin.revoke_consent(user, client).await?;
+                let rec = recorder(&args.store, "consents/revoke").await?;
+                let r = admin.revoke_consent(user, client).await;
+                rec.finish(
+                    user,
+                    vec![format!("client={client}")],
+                    r.map_err(anyhow::Error::from),
+                )
+                .await?;
                 println!("revoked the consent of {user} to {client} and its tokens");
             }
         }
@@ -363,7 +397,10 @@ pub fn run_clients(args: ClientsArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             ClientsCommand::Revoke { id } => {
-                admin.revoke_client(id).await?;
+                let rec = recorder(&args.store, "clients/revoke").await?;
+                let r = admin.revoke_client(id).await;
+                rec.finish(id, vec![], r.map_err(anyhow::Error::from))
+                    .await?;
                 println!("revoked client {id} and every token issued to it");
             }
         }
@@ -387,7 +424,8 @@ pub fn run_tokens(args: TokensArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let admin = admin(&args.store, OpenMode::MustExist).await?;
-        let token = admin
+        let rec = recorder(&args.store, "tokens/issue").await?;
+        let minted = admin
             .mint_access_token(portcullis_auth::MintToken {
                 username: a.user.clone(),
                 client_id: a.client.clone(),
@@ -405,7 +443,17 @@ pub fn run_tokens(args: TokensArgs) -> anyhow::Result<ExitCode> {
                     - chrono::Duration::seconds(a.issued_ago_secs.min(10 * 86_400) as i64),
                 ttl: std::time::Duration::from_secs(a.ttl_secs),
             })
-            .await?;
+            .await
+            .map_err(anyhow::Error::from);
+        // Never the token itself: who it is for, and what it allows.
+        let details = vec![
+            format!("client={}", a.client),
+            format!("resource={}", a.resource),
+            format!("scopes={}", a.scopes.join(" ")),
+            format!("environment={}", a.environment),
+            format!("ttl_secs={}", a.ttl_secs),
+        ];
+        let token = rec.finish(&a.user, details, minted).await?;
         println!("{token}");
         Ok(ExitCode::SUCCESS)
     })

@@ -81,7 +81,13 @@ pub fn run(args: ToolsArgs) -> anyhow::Result<ExitCode> {
                 tool,
                 hash,
                 by,
-            } => approve(&pins, &connector, &tool, hash.as_deref(), by.as_deref()).await,
+            } => {
+                // AU-1: the approval is an admin event in the audit chain.
+                let rec = args.db.recorder(by.as_deref(), "tools/approve").await?;
+                let r = approve(&pins, &connector, &tool, hash.as_deref(), by.as_deref()).await;
+                let details = hash.iter().map(|h| format!("hash={h}")).collect();
+                rec.finish(&format!("{connector}/{tool}"), details, r).await
+            }
         };
         store.close().await;
         result
