@@ -32,13 +32,27 @@ work="$(mktemp -d)"
 pids=("$UP")
 trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
 
-# The bench upstream does not annotate its tools; the admin marks them read-only so that the
-# baseline policy lets a reader call them without confirmation (as it would a demo search).
+# The bench upstream does not annotate its tools, so MCP's defaults make them destructive
+# (scope bench:admin, confirmation). The admin vouches for them: read scope, marked read-only,
+# so the baseline policy lets a reader call them without confirmation (as a demo search).
+# The kit checks that a blob arrives with exactly the bytes asked for, and its records carry
+# fake e-mail addresses: personal data in results is detected and recorded (`log`) rather than
+# masked, so the result keeps its length. Secrets keep the built-in redaction; detection runs
+# on every argument and result either way (the cost of rewriting is in the inspection crate's
+# `results` benchmark, `demo_records_*`).
 cat >"$work/full.yaml" <<YAML
+inspection:
+  default_rules: false
+  rules:
+    - {match: secret, action: redact}
+    - {match: pii, direction: response, action: log}
 connectors:
   bench:
     type: http
     url: http://127.0.0.1:$UP_PORT/mcp
+    scopes:
+      echo: bench:read
+      blob: bench:read
     tools:
       echo: {read_only: true}
       blob: {read_only: true}
@@ -75,7 +89,7 @@ BARE_PID=$GW_PID BARE_URL="$GW_BASE/mcp/bench"
 
 # The full pipeline: a user and a token for the bench endpoint, minted with the CLI.
 mkdir -p "$work/full"
-echo "bench-password-$RANDOM$RANDOM" | "$PORTCULLIS" users add bench --password-stdin --data-dir "$work/full" >/dev/null
+echo "bench-password-$RANDOM$RANDOM" | "$PORTCULLIS" users add bench --role end_user --password-stdin --data-dir "$work/full" >/dev/null
 start full "$work/full.yaml"
 FULL_PID=$GW_PID FULL_URL="$GW_BASE/mcp/bench"
 TOKEN="$("$PORTCULLIS" tokens issue --data-dir "$work/full" --user bench --client bench-client \

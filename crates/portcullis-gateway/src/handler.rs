@@ -1211,7 +1211,7 @@ async fn forward(
             Ok(m) if is_final(&m.head, &id) => {
                 session.end(id.json());
                 ev.outcome = outcome_of(&m.head, method.as_deref());
-                let body = shape_result(inner, session, i, &mut ev, info, m.bytes);
+                let body = shape_result(inner, session, i, &mut ev, info, &id, m.bytes);
                 inner.finish_event(ev, info, body.len());
                 return Reply::Json(StatusCode::OK, body);
             }
@@ -1246,7 +1246,7 @@ async fn forward(
                             Ok(m) if is_final(&m.head, &id) => {
                                 ev.outcome = outcome_of(&m.head, method.as_deref());
                                 let body =
-                                    shape_result(&inner, &session, i, &mut ev, &info, m.bytes);
+                                    shape_result(&inner, &session, i, &mut ev, &info, &id, m.bytes);
                                 sent += body.len();
                                 final_message = Some(body);
                                 break;
@@ -1383,6 +1383,7 @@ fn shape_result(
     i: usize,
     ev: &mut Event,
     info: &RequestInfo,
+    id: &Id,
     body: Bytes,
 ) -> Bytes {
     let method = ev.method.clone();
@@ -1392,7 +1393,7 @@ fn shape_result(
     {
         // MON-5: each stage is a span, so a trace shows where a call spent its time.
         let _stage = tracing::info_span!("portcullis.inspect_response").entered();
-        let body = inspection::inspect_result(inner, inspection, session, i, ev, body);
+        let body = inspection::inspect_result(inner, inspection, session, i, ev, id, body);
         return federated_result(session, i, method, body);
     }
     if method == Some("tools/list") {

@@ -410,21 +410,29 @@ pub(crate) fn inspect_result(
     session: &LiveSession,
     i: usize,
     ev: &mut Event,
+    id: &Id,
     body: Bytes,
 ) -> Bytes {
     if !insp.settings.enabled {
         return body;
     }
     let Ok(mut msg) = serde_json::from_slice::<Value>(&body) else {
-        // Fail closed: what cannot be read cannot be inspected.
+        // Fail closed: what cannot be read cannot be inspected. The client's request id is
+        // known even when the answer is unreadable, so the client can match the refusal.
         ev.decision = Decision::Deny;
         ev.reasons.push("result_unreadable".into());
         return error_response(
-            &Id("null".into()),
+            id,
             code::UPSTREAM_PROTOCOL,
             "the connector's answer is not valid JSON, so it was not passed on",
         );
     };
+    if msg.get("result").is_none() {
+        return match msg.get("error") {
+            Some(Value::Object(_)) => inspect_error(inner, insp, session, i, ev, id, msg, body),
+            _ => body,
+        };
+    }
     let Some(result) = msg.get_mut("result") else {
         return body;
     };
@@ -470,6 +478,86 @@ pub(crate) fn inspect_result(
     }
     if !verdict.changed {
         return body;
+    }
+    if ev.decision == Decision::Allow {
+        ev.decision = Decision::Redact;
+    }
+    serde_json::to_vec(&msg).map(Bytes::from).unwrap_or(body)
+}
+
+/// Inspects a connector's JSON-RPC error answer (DLP-2, DLP-4): its `message` and `data` are
+/// text a model reads like any result, and error paths are where stack traces, SQL errors,
+/// connection strings and tokens leak. They go through the result rules as the
+/// `structuredContent` of a result would (`/error/message`, `/error/data`); the error code
+/// is kept.
+#[allow(clippy::too_many_arguments)]
+fn inspect_error(
+    inner: &Inner,
+    insp: &GatewayInspection,
+    session: &LiveSession,
+    i: usize,
+    ev: &mut Event,
+    id: &Id,
+    mut msg: Value,
+    body: Bytes,
+) -> Bytes {
+    let Some(method) = ResultMethod::from_method(ev.method.as_deref().unwrap_or("")) else {
+        return body;
+    };
+    let Some(error) = msg.get_mut("error").and_then(Value::as_object_mut) else {
+        return body;
+    };
+    let mut carried = serde_json::Map::new();
+    for field in ["message", "data"] {
+        if let Some(v) = error.remove(field) {
+            carried.insert(field.to_string(), v);
+        }
+    }
+    if carried.is_empty() {
+        return body;
+    }
+    let mut as_result = serde_json::json!({ "structuredContent": Value::Object(carried) });
+    let c = &inner.config.connectors[i];
+    let target = ev.target.clone().unwrap_or_default();
+    let key = PseudonymKey::for_session(&insp.key, &session.id())
+        .unwrap_or_else(|_| PseudonymKey::from_bytes(rand::random()));
+    let facts = ResultFacts {
+        connector: &c.name,
+        target: &target,
+        method,
+        tool: c.inspect.get(&target),
+        egress_allow: &c.egress.allow,
+        pseudonym_key: &key,
+        widget: false,
+    };
+    let verdict = insp.results.inspect(&facts, &mut as_result);
+    ev.findings
+        .extend(verdict.findings.into_iter().map(|mut f| {
+            // the finding is in the error, not in a structuredContent the client never sees
+            if let Some(p) = f.pointer.take() {
+                f.pointer = Some(p.replacen("/structuredContent", "/error", 1));
+            }
+            f
+        }));
+    ev.reasons.extend(verdict.reasons);
+    if let Some(why) = verdict.blocked {
+        ev.decision = Decision::Deny;
+        ev.outcome = Outcome::Error {
+            code: code::FORBIDDEN,
+            origin: "gateway".into(),
+        };
+        return error_response(id, code::FORBIDDEN, &why);
+    }
+    if !verdict.changed {
+        return body;
+    }
+    if let Some(Value::Object(carried)) = as_result
+        .as_object_mut()
+        .and_then(|r| r.remove("structuredContent"))
+    {
+        for (field, v) in carried {
+            error.insert(field, v);
+        }
     }
     if ev.decision == Decision::Allow {
         ev.decision = Decision::Redact;
