@@ -378,21 +378,36 @@ fn docx_text(bytes: &[u8]) -> anyhow::Result<String> {
     Ok(xml_text(&xml))
 }
 
-/// Text of WordprocessingML: paragraph ends become newlines, tabs and breaks become whitespace,
-/// other tags vanish, the five XML entities are decoded.
+/// Text of WordprocessingML: the content of text runs (`w:t`, and `w:delText` because text
+/// deleted under change tracking is still in the file and can still leak), paragraph ends as
+/// newlines, tabs and breaks as whitespace, the five XML entities decoded. Whitespace between
+/// tags (the line break Word writes after the XML declaration) is not text, so line numbers
+/// count paragraphs.
 fn xml_text(xml: &str) -> String {
     let mut out = String::with_capacity(xml.len() / 3);
     let mut rest = xml;
+    let mut in_text = false;
     while let Some(lt) = rest.find('<') {
-        push_unescaped(&mut out, &rest[..lt]);
+        if in_text {
+            push_unescaped(&mut out, &rest[..lt]);
+        }
         let Some(gt) = rest[lt..].find('>') else {
             break;
         };
         let tag = &rest[lt + 1..lt + gt];
-        if tag == "/w:p" || tag.starts_with("w:br") || tag.starts_with("w:cr") {
-            out.push('\n');
-        } else if tag.starts_with("w:tab") && !tag.starts_with("w:tabs") {
-            out.push('\t');
+        let self_closing = tag.ends_with('/');
+        let name = tag
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .find(|s| !s.is_empty())
+            .unwrap_or("");
+        let closing = tag.starts_with('/');
+        match (closing, name) {
+            (false, "w:t" | "w:delText") => in_text = !self_closing,
+            (true, "w:t" | "w:delText") => in_text = false,
+            (true, "w:p") => out.push('\n'),
+            (false, "w:br" | "w:cr") => out.push('\n'),
+            (false, "w:tab") => out.push('\t'),
+            _ => {}
         }
         rest = &rest[lt + gt + 1..];
     }
@@ -589,6 +604,11 @@ mod tests {
     fn docx_xml_text() {
         let x = "<w:document><w:body><w:p><w:r><w:t>Hello &amp; bye</w:t></w:r></w:p><w:p><w:r><w:tab/><w:t>x</w:t></w:r></w:p></w:body></w:document>";
         assert_eq!(xml_text(x), "Hello & bye\n\tx\n");
+        // whitespace between tags is not text; deleted text is; `w:tbl` is not `w:t`
+        let y = "<?xml version=\"1.0\"?>\r\n<w:document>\n  <w:body><w:tbl><w:tr><w:tc><w:p><w:r>\
+                 <w:t xml:space=\"preserve\">a </w:t><w:delText>b</w:delText><w:t/></w:r></w:p>\
+                 </w:tc></w:tr></w:tbl></w:body></w:document>";
+        assert_eq!(xml_text(y), "a b\n");
     }
 
     #[test]
