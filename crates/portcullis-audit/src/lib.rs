@@ -10,6 +10,7 @@ pub mod admin;
 pub mod canonical;
 pub mod config;
 pub mod export;
+mod head;
 pub mod keys;
 pub mod log;
 pub mod metrics;

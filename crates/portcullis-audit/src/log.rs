@@ -219,6 +219,13 @@ impl AuditLog {
             last_cp_seq: last_cp.0,
             last_cp_time_us: last_cp.1,
             head: None,
+            heads: cfg.head_path.clone().and_then(|p| {
+                crate::head::HeadWriter::start(p, signer.clone(), log_id.clone())
+                    .inspect_err(|e| {
+                        tracing::warn!(error = %e, "cannot start the audit head-record thread; writing head records inline");
+                    })
+                    .ok()
+            }),
         };
         let handle = tokio::spawn(writer.run(rx));
         Ok(Arc::new(AuditLog {
@@ -487,7 +494,7 @@ async fn recover_tail(
     Ok((seq, now))
 }
 
-fn write_head(path: &std::path::Path, rec: &HeadRecord) {
+pub(crate) fn write_head(path: &std::path::Path, rec: &HeadRecord) {
     // Several processes append to one log (the server, CLI admin commands): never move the head
     // record back over a later one another process wrote. Two writers racing past this check can
     // still leave the earlier of two heads, which only weakens the truncation check to that seq;
@@ -546,6 +553,8 @@ struct Writer {
     last_cp_time_us: i64,
     /// The last head this writer committed.
     head: Option<(i64, Hash)>,
+    /// Writes the head record off the commit path; `None`: inline (no thread could start).
+    heads: Option<crate::head::HeadWriter>,
 }
 
 impl Writer {
@@ -558,6 +567,7 @@ impl Writer {
             let Some(first) = rx.recv().await else {
                 // Every sender is gone (the log was dropped): nothing more can arrive.
                 self.final_checkpoint().await;
+                self.sync_head().await;
                 if let Some(s) = self.sinks.take() {
                     s.close().await;
                 }
@@ -593,6 +603,10 @@ impl Writer {
                 answer(&mut acks, 0, batch.len(), first);
                 batch.clear();
             }
+            if !flushes.is_empty() {
+                // a flushed log has its head record on disk too
+                self.sync_head().await;
+            }
             for f in flushes.drain(..) {
                 let _ = f.send(());
             }
@@ -617,6 +631,7 @@ impl Writer {
                     answer(&mut acks, i * self.max_batch, chunk.len(), first);
                 }
                 self.final_checkpoint().await;
+                self.sync_head().await;
                 if let Some(s) = self.sinks.take() {
                     s.close().await;
                 }
@@ -626,6 +641,14 @@ impl Writer {
                 let _ = s.send(());
                 return;
             }
+        }
+    }
+
+    /// Waits until the head record holds the last committed head.
+    async fn sync_head(&self) {
+        if let Some(w) = &self.heads {
+            let sync = w.syncer();
+            let _ = tokio::task::spawn_blocking(move || sync.wait()).await;
         }
     }
 
@@ -789,11 +812,13 @@ impl Writer {
             first_seq = h.seq - rows.len() as i64 + 1;
             let hash = hash32(&h.hash, h.seq, &loc)?;
             self.head = Some((h.seq, hash));
-            if let Some(p) = &self.head_path {
-                write_head(
+            match (&self.heads, &self.head_path) {
+                (Some(w), _) => w.publish(h.seq, hash, now_us),
+                (None, Some(p)) => write_head(
                     p,
                     &HeadRecord::new(&self.signer, &self.log_id, h.seq, &hash, now_us),
-                );
+                ),
+                (None, None) => {}
             }
         }
         if let Some(seq) = signed {
