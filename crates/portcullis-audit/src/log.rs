@@ -703,8 +703,14 @@ impl Writer {
         }
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
+            let before = self.head.map(|(seq, _)| seq);
             match self.write_once(&rows, &payloads).await {
                 Ok(first_seq) => {
+                    if let Some(b) = before
+                        && first_seq > b + 1
+                    {
+                        self.forward_foreign(b + 1, first_seq - 1).await;
+                    }
                     if let Some(sinks) = &self.sinks {
                         let committed: Vec<crate::sinks::Committed> = events
                             .iter()
@@ -731,6 +737,33 @@ impl Writer {
             "audit events dropped after repeated write failures"
         );
         None
+    }
+
+    /// Sends to the live sinks the events another process (a CLI admin command) committed
+    /// between this writer's commits, seqs `from..=to`, so that a SIEM sees admin actions too
+    /// (AU-1, AU-6). They go out with this writer's next commit, in chain order, before its own.
+    async fn forward_foreign(&self, from: i64, to: i64) {
+        let Some(sinks) = &self.sinks else { return };
+        // a bound on one catch-up; beyond it the events stay in the log (search, export)
+        const MAX_FOREIGN: i64 = 10_000;
+        match self.store.events_by_seq(from, to, MAX_FOREIGN).await {
+            Ok(rows) => {
+                let committed: Vec<crate::sinks::Committed> = rows
+                    .iter()
+                    .filter_map(|r| match canonical::from_row(r) {
+                        Ok(e) => Some(Arc::new((r.seq, e))),
+                        Err(err) => {
+                            tracing::error!(seq = r.seq, error = %err, "cannot read an audit event another process wrote; not sent to the sinks");
+                            None
+                        }
+                    })
+                    .collect();
+                sinks.send(&committed);
+            }
+            Err(e) => {
+                tracing::error!(from, to, error = %e, "cannot read the audit events another process wrote; not sent to the sinks");
+            }
+        }
     }
 
     async fn seal(

@@ -224,3 +224,48 @@ async fn lean_reader_matches_what_was_written() {
     // More than two chunks of the reader, so hand-over between chunks is covered.
     assert_eq!(r.events_checked, 9000);
 }
+
+/// AU-1, AU-6: an admin action another process (the CLI) commits between the server's commits
+/// reaches the server's live sinks too, in chain order, with the server's next commit.
+#[tokio::test]
+async fn admin_actions_of_another_process_reach_the_servers_live_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("audit.jsonl");
+    let cfg = AuditConfig::embedded(dir.path());
+    let mut server_cfg = cfg.clone();
+    server_cfg.sinks = vec![portcullis_audit::sinks::SinkConfig::File {
+        path: path.clone(),
+        max_bytes: 1 << 20,
+        keep: 1,
+        format: portcullis_audit::sinks::LineFormat::Jsonl,
+    }];
+    let (_, c1) = clock();
+    let (_, c2) = clock();
+    let server = AuditLog::open(server_cfg, c1).await.unwrap();
+    server.record(event(0));
+    server.flush().await;
+    let cli = AuditLog::open(cfg, c2).await.unwrap();
+    cli.record_admin(&action("users/disable", "alice", Ok(())))
+        .await
+        .unwrap();
+    cli.shutdown().await;
+    server.record(event(2));
+    server.shutdown().await; // drains the sinks
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let seqs: Vec<i64> = lines
+        .iter()
+        .map(|l| l["seq"].as_i64().unwrap_or_else(|| panic!("no seq in {l}")))
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3], "{text}");
+    assert!(
+        text.lines().nth(1).unwrap().contains("users/disable"),
+        "{text}"
+    );
+}
