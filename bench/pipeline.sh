@@ -10,6 +10,9 @@
 #   KIT          the kit folder (default ../shared/bench)
 #   UPSTREAM     mcpbench-upstream binary (default $KIT/mcpbench-upstream/target/release/mcpbench-upstream)
 #   MCPLOAD      mcpload binary (default $KIT/mcpload/target/release/mcpload)
+#   BASELINE     optional: another Portcullis binary (an earlier commit's build); its whole pipeline
+#                runs as a fourth target, `pipeline-base`, interleaved in the same run, so a change
+#                is measured against what it replaces on the same machine at the same time
 #   ROUNDS DURATION WARMUP CONCS PAYLOADS: passed to run-matrix.sh (defaults below)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +23,7 @@ KIT="${KIT:-$root/../shared/bench}"
 PORTCULLIS="${PORTCULLIS:-$root/target/release/portcullis}"
 UPSTREAM="${UPSTREAM:-$KIT/mcpbench-upstream/target/release/mcpbench-upstream}"
 MCPLOAD="${MCPLOAD:-$KIT/mcpload/target/release/mcpload}"
-for b in "$PORTCULLIS" "$UPSTREAM" "$MCPLOAD"; do
+for b in "$PORTCULLIS" "$UPSTREAM" "$MCPLOAD" ${BASELINE:+"$BASELINE"}; do
   [[ -x "$b" ]] || { echo "missing binary $b (see the build lines in $KIT/README.md and this script's header)" >&2; exit 1; }
 done
 
@@ -69,10 +72,10 @@ connectors:
     url: http://127.0.0.1:$UP_PORT/mcp
 YAML
 
-start() { # NAME CONFIG EXTRA_ARGS... ; sets GW_PID and GW_BASE
+start() { # NAME CONFIG EXTRA_ARGS... ; sets GW_PID and GW_BASE (binary: $BIN, default $PORTCULLIS)
   local name=$1 cfg=$2
   shift 2
-  RUST_LOG=warn "$PORTCULLIS" serve --config "$cfg" --listen 127.0.0.1:0 --data-dir "$work/$name" "$@" \
+  RUST_LOG=warn "${BIN:-$PORTCULLIS}" serve --config "$cfg" --listen 127.0.0.1:0 --data-dir "$work/$name" "$@" \
     >"$work/$name.stdout" 2>"$out/$name.log" &
   GW_PID=$!
   pids+=("$GW_PID")
@@ -88,13 +91,25 @@ start bare "$work/bare.yaml" --no-auth
 BARE_PID=$GW_PID BARE_URL="$GW_BASE/mcp/bench"
 
 # The full pipeline: a user and a token for the bench endpoint, minted with the CLI.
-mkdir -p "$work/full"
-echo "bench-password-$RANDOM$RANDOM" | "$PORTCULLIS" users add bench --role end_user --password-stdin --data-dir "$work/full" >/dev/null
-start full "$work/full.yaml"
-FULL_PID=$GW_PID FULL_URL="$GW_BASE/mcp/bench"
-TOKEN="$("$PORTCULLIS" tokens issue --data-dir "$work/full" --user bench --client bench-client \
-  --resource "$FULL_URL" --scope bench:read --ttl-secs 86400)"
-echo "upstream http://127.0.0.1:$UP_PORT/mcp, bare $BARE_URL, full $FULL_URL" | tee "$out/setup.txt"
+full() { # NAME BINARY ; sets FULL_PID FULL_URL TOKEN
+  local name=$1
+  BIN=$2
+  mkdir -p "$work/$name"
+  echo "bench-password-$RANDOM$RANDOM" | "$BIN" users add bench --role end_user --password-stdin --data-dir "$work/$name" >/dev/null
+  start "$name" "$work/full.yaml"
+  FULL_PID=$GW_PID FULL_URL="$GW_BASE/mcp/bench"
+  TOKEN="$("$BIN" tokens issue --data-dir "$work/$name" --user bench --client bench-client \
+    --resource "$FULL_URL" --scope bench:read --ttl-secs 86400)"
+  BIN=
+}
+if [[ -n "${BASELINE:-}" ]]; then
+  full base "$BASELINE"
+  BASE_PID=$FULL_PID BASE_URL=$FULL_URL BASE_TOKEN=$TOKEN
+  "$MCPLOAD" --url "$BASE_URL" -c 1 -d 1 --tool blob --bytes 4096 -H "Authorization: Bearer $BASE_TOKEN" >/dev/null
+  "$BASELINE" --version >"$out/baseline-version.txt" 2>&1 || true
+fi
+full full "$PORTCULLIS"
+echo "upstream http://127.0.0.1:$UP_PORT/mcp, bare $BARE_URL, full $FULL_URL${BASELINE:+, baseline $BASE_URL}" | tee "$out/setup.txt"
 
 # One check each (the first response of each worker), so a misconfiguration fails here.
 "$MCPLOAD" --url "$BARE_URL" -c 1 -d 1 -v >/dev/null
@@ -104,10 +119,17 @@ echo "upstream http://127.0.0.1:$UP_PORT/mcp, bare $BARE_URL, full $FULL_URL" | 
 printf 'direct\thttp://127.0.0.1:%s/mcp\t-\t\n' "$UP_PORT" >"$out/targets.tsv"
 printf 'bare\t%s\t%s\t\n' "$BARE_URL" "$BARE_PID" >>"$out/targets.tsv"
 printf 'pipeline\t%s\t%s\t-H "Authorization: Bearer %s"\n' "$FULL_URL" "$FULL_PID" "$TOKEN" >>"$out/targets.tsv"
+if [[ -n "${BASELINE:-}" ]]; then
+  printf 'pipeline-base\t%s\t%s\t-H "Authorization: Bearer %s"\n' "$BASE_URL" "$BASE_PID" "$BASE_TOKEN" >>"$out/targets.tsv"
+fi
 ROUNDS="${ROUNDS:-2}" DURATION="${DURATION:-10}" WARMUP="${WARMUP:-2}" CONCS="${CONCS:-1 16}" \
   PAYLOADS="${PAYLOADS:-echo blob:4096 blob:65536}" UPSTREAM_PID=$UP MCPLOAD="$MCPLOAD" \
   "$KIT/run-matrix.sh" "$out/targets.tsv" "$out"
+# run-matrix.sh writes bc's output as is, and bc prints a value under 1 without its leading zero
+# (`"upstream_cpu_s":.930`), which is not JSON: add the zero before summarizing.
+sed -i -E 's/:(-?)\./:\10./g' "$out/proc.jsonl"
 python3 "$KIT/summarize.py" "$out" >"$out/table.md"
 # The token is a secret, even a bench one: keep it out of what is committed.
 sed -i "s/$TOKEN/REDACTED/g" "$out/targets.tsv" "$out"/*.jsonl 2>/dev/null || true
+[[ -z "${BASE_TOKEN:-}" ]] || sed -i "s/$BASE_TOKEN/REDACTED/g" "$out/targets.tsv" "$out"/*.jsonl 2>/dev/null || true
 echo "results in $out/table.md"

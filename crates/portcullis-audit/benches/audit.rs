@@ -138,8 +138,9 @@ async fn append_plain(store: &Store, events: &[Event]) {
         .map(|e| canonical::to_row(e, "default", e.principal.clone(), None))
         .collect();
     for chunk in rows.chunks(4096) {
+        let chunk = chunk.to_vec();
         store
-            .append(|head| -> Result<AppendBatch, ()> {
+            .append(move |head| -> Result<AppendBatch, ()> {
                 let mut seq = head.map(|h| h.seq).unwrap_or(0);
                 let events = chunk
                     .iter()

@@ -27,6 +27,9 @@ enum Msg {
     /// An event whose recorder waits for its commit (admin actions, AU-1).
     Acked(Box<(Event, Option<Vec<u8>>)>, Ack),
     Flush(oneshot::Sender<()>),
+    /// Answered once everything queued before it is committed; unlike `Flush` it does not wait
+    /// for the head record (the per-call wait of the data path).
+    Committed(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -419,6 +422,15 @@ impl EventSink for AuditLog {
             }
         })
     }
+
+    fn committed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            if self.tx.send(Msg::Committed(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        })
+    }
 }
 
 /// After a crash the last batches may have been committed without a checkpoint: check they chain
@@ -563,6 +575,7 @@ impl Writer {
         // (index in `batch`, who waits for it)
         let mut acks: Vec<(usize, Ack)> = Vec::new();
         let mut flushes = Vec::new();
+        let mut commits: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             let Some(first) = rx.recv().await else {
                 // Every sender is gone (the log was dropped): nothing more can arrive.
@@ -583,6 +596,7 @@ impl Writer {
                         batch.push(*e);
                     }
                     Msg::Flush(f) => flushes.push(f),
+                    Msg::Committed(c) => commits.push(c),
                     Msg::Shutdown(s) => {
                         shutdown = Some(s);
                         break;
@@ -603,6 +617,11 @@ impl Writer {
                 answer(&mut acks, 0, batch.len(), first);
                 batch.clear();
             }
+            // FIFO: every event queued before these markers is in the batch just committed (or
+            // counted as dropped after the retries).
+            for c in commits.drain(..) {
+                let _ = c.send(());
+            }
             if !flushes.is_empty() {
                 // a flushed log has its head record on disk too
                 self.sync_head().await;
@@ -621,6 +640,7 @@ impl Writer {
                             batch.push(*e);
                         }
                         Msg::Flush(f) => flushes.push(f),
+                        Msg::Committed(c) => commits.push(c),
                         Msg::Shutdown(s) => {
                             let _ = s.send(());
                         }
@@ -637,6 +657,9 @@ impl Writer {
                 }
                 for f in flushes.drain(..) {
                     let _ = f.send(());
+                }
+                for c in commits.drain(..) {
+                    let _ = c.send(());
                 }
                 let _ = s.send(());
                 return;
@@ -801,45 +824,53 @@ impl Writer {
         let signer = self.signer.clone();
         let log_id = self.log_id.clone();
         let genesis = canonical::genesis(&log_id);
-        let mut signed: Option<i64> = None;
+        // The commit runs on the store's writer thread (SQLite) or a pool task: it gets its own
+        // copies of the rows, and says back which seq it signed a checkpoint at, if any.
+        let rows_in: Vec<EventRow> = rows.to_vec();
+        let payloads_in: Vec<(usize, PayloadRow)> = payloads.to_vec();
+        let signed_at = Arc::new(std::sync::Mutex::new(None::<i64>));
+        let signed_out = signed_at.clone();
+        let loc_in = loc.clone();
         let built = self
             .store
-            .append(|head: Option<Head>| -> Result<AppendBatch, AuditError> {
-                let (mut seq, mut prev) = match head {
-                    Some(h) => (h.seq, hash32(&h.hash, h.seq, &loc)?),
-                    None => (0, genesis),
-                };
-                let mut buf = Vec::with_capacity(512);
-                let mut out = Vec::with_capacity(rows.len());
-                for r in rows {
-                    seq += 1;
-                    let mut row = r.clone();
-                    row.seq = seq;
-                    let leaf = canonical::leaf(&row, &mut buf);
-                    prev = canonical::chain(&prev, seq, &leaf);
-                    row.hash = prev.to_vec();
-                    out.push(row);
-                }
-                let first = out.first().map(|r| r.seq).unwrap_or(0);
-                let payloads: Vec<PayloadRow> = payloads
-                    .iter()
-                    .map(|(i, p)| PayloadRow {
-                        seq: first + *i as i64,
-                        ..p.clone()
+            .append(
+                move |head: Option<Head>| -> Result<AppendBatch, AuditError> {
+                    let (mut seq, mut prev) = match head {
+                        Some(h) => (h.seq, hash32(&h.hash, h.seq, &loc_in)?),
+                        None => (0, genesis),
+                    };
+                    let mut buf = Vec::with_capacity(512);
+                    let mut out = rows_in;
+                    for row in &mut out {
+                        seq += 1;
+                        row.seq = seq;
+                        let leaf = canonical::leaf(row, &mut buf);
+                        prev = canonical::chain(&prev, seq, &leaf);
+                        row.hash = prev.to_vec();
+                    }
+                    let first = out.first().map(|r| r.seq).unwrap_or(0);
+                    let payloads: Vec<PayloadRow> = payloads_in
+                        .into_iter()
+                        .map(|(i, p)| PayloadRow {
+                            seq: first + i as i64,
+                            ..p
+                        })
+                        .collect();
+                    let checkpoint = (seq - last_cp_seq >= every
+                        || now_us - last_cp_time >= interval)
+                        .then(|| {
+                            *signed_out.lock().unwrap_or_else(|p| p.into_inner()) = Some(seq);
+                            signer.checkpoint(&log_id, seq, &prev, now_us)
+                        });
+                    Ok(AppendBatch {
+                        events: out,
+                        payloads,
+                        checkpoint,
                     })
-                    .collect();
-                let checkpoint = (seq - last_cp_seq >= every || now_us - last_cp_time >= interval)
-                    .then(|| {
-                        signed = Some(seq);
-                        signer.checkpoint(&log_id, seq, &prev, now_us)
-                    });
-                Ok(AppendBatch {
-                    events: out,
-                    payloads,
-                    checkpoint,
-                })
-            })
+                },
+            )
             .await??;
+        let signed = *signed_at.lock().unwrap_or_else(|p| p.into_inner());
         let mut first_seq = 0;
         if let Some(h) = built {
             first_seq = h.seq - rows.len() as i64 + 1;

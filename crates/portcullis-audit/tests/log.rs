@@ -496,3 +496,47 @@ async fn record_never_blocks_and_counts_overflow() {
     log.shutdown().await;
     assert_eq!(log.events(&EventFilter::default()).await.unwrap().len(), 4);
 }
+
+/// `committed` (the data path's per-call wait, AU-1) returns only once every event recorded
+/// before it is in the database, on both backends; like `flush`, but without waiting for the
+/// head record, which `flush` still brings up to date.
+async fn committed_means_in_the_database(b: Backend) {
+    let env = Env::new(b).await;
+    let (_, clock) = clock();
+    let log = AuditLog::open(env.cfg.clone(), clock).await.unwrap();
+    let store = env.store().await;
+    for round in 0..20u64 {
+        let batch: Vec<Event> = (round * 7..round * 7 + 7).map(event).collect();
+        for e in &batch {
+            log.record(e.clone());
+        }
+        log.committed().await;
+        let head = store.head().await.unwrap().expect("events committed");
+        assert_eq!(
+            head.seq,
+            (round * 7 + 7) as i64,
+            "every event recorded before `committed` is in the database (round {round})"
+        );
+    }
+    log.flush().await;
+    let rec = portcullis_audit::keys::HeadRecord::read(env.cfg.head_path.as_deref().unwrap())
+        .unwrap()
+        .expect("a head record after flush");
+    assert_eq!(
+        rec.seq, 140,
+        "flush brings the head record up to the last commit"
+    );
+    log.shutdown().await;
+    store.close().await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_committed_means_in_the_database() {
+    committed_means_in_the_database(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_committed_means_in_the_database() {
+    committed_means_in_the_database(Backend::Postgres).await;
+}

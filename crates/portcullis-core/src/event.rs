@@ -175,8 +175,19 @@ pub trait EventSink: Send + Sync {
     /// Queues one event. Never blocks; a sink that must drop an event counts it (it must stay 0).
     fn record(&self, event: Event);
 
-    /// Waits until every event recorded before this call is written.
+    /// Waits until every event recorded before this call is written, together with whatever
+    /// the sink keeps beside the events (an audit log's signed head record): graceful shutdown,
+    /// tests, administrative commands.
     fn flush(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+
+    /// Waits until every event recorded before this call is committed to durable storage, and
+    /// no longer: the per-call wait on the data path (an answer leaves only once its event is
+    /// committed, AU-1). Unlike [`EventSink::flush`] it does not wait for records a sink
+    /// refreshes in the background (an audit log's head record trails its commits by a few
+    /// milliseconds). The default is `flush`, which waits at least as long.
+    fn committed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.flush()
+    }
 }
 
 /// A sink that keeps events in memory; for tests.

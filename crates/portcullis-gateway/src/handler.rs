@@ -847,7 +847,7 @@ async fn handle(
             if inner.config.audit_wait_for_commit && matches!(reply, Reply::Json(..)) {
                 // AU-1: the answer leaves only once its event is committed (a streamed answer
                 // waits the same way before its last message).
-                inner.sink.flush().await;
+                inner.sink.committed().await;
             }
             reply
         }
@@ -1266,7 +1266,7 @@ async fn forward(
                     inner.finish_event(ev, &info, sent);
                     if let Some(last) = final_message {
                         if inner.config.audit_wait_for_commit {
-                            inner.sink.flush().await;
+                            inner.sink.committed().await;
                         }
                         let _ = tx.send(last).await;
                     }
@@ -1896,7 +1896,7 @@ async fn pipe(inner: &Inner, reply: Reply, tx: &mpsc::Sender<Bytes>) {
     match reply {
         Reply::Json(_, body) | Reply::Challenge(_, _, body) | Reply::Limited(_, body) => {
             if inner.config.audit_wait_for_commit {
-                inner.sink.flush().await;
+                inner.sink.committed().await;
             }
             let _ = tx.send(body).await;
         }

@@ -5,6 +5,7 @@
 use sqlx::QueryBuilder;
 
 pub mod scan;
+pub(crate) mod sqlite_writer;
 
 pub use scan::{EventChunk, EventRef, EventScan};
 
@@ -208,12 +209,29 @@ impl Store {
     /// One group commit. In one transaction that excludes every other writer (SQLite `BEGIN
     /// IMMEDIATE`, a PostgreSQL advisory lock), reads the head of the chain, lets `build` make the
     /// rows that extend it, and writes them. Several processes or replicas can append to one log
-    /// without forking the chain (OPS-2).
-    pub async fn append<E>(
+    /// without forking the chain (OPS-2). On SQLite the whole commit runs on the store's audit
+    /// writer thread (one hand-over per batch instead of one per statement).
+    pub async fn append<E: Send + 'static>(
         &self,
-        build: impl FnOnce(Option<Head>) -> Result<AppendBatch, E>,
+        build: impl FnOnce(Option<Head>) -> Result<AppendBatch, E> + Send + 'static,
     ) -> Result<Result<Option<Head>, E>, StoreError> {
         let doing = "appending audit events";
+        if let Some(w) = &self.audit_writer {
+            return w.append(build).await.map_err(|e| {
+                if crate::is_sqlite_corruption(&e.message) {
+                    StoreError::Corrupt {
+                        location: self.location().to_string(),
+                        detail: e.message,
+                    }
+                } else {
+                    StoreError::Query {
+                        location: self.location().to_string(),
+                        doing,
+                        source: sqlx::Error::Protocol(e.message),
+                    }
+                }
+            });
+        }
         macro_rules! body {
             ($tx:ident) => {{
                 let head: Option<(i64, Vec<u8>)> =

@@ -204,6 +204,9 @@ macro_rules! dispatch {
 pub struct Store {
     db: Db,
     location: String,
+    /// SQLite, writable: the audit log's group commits run on this thread's own connection
+    /// (see `audit::sqlite_writer`); `None` on PostgreSQL, read-only, or if no thread could start.
+    audit_writer: Option<std::sync::Arc<audit::sqlite_writer::SqliteWriter>>,
 }
 
 impl Store {
@@ -265,7 +268,20 @@ impl Store {
                 Db::Postgres(pool)
             }
         };
-        let store = Self { db, location };
+        let audit_writer = match (url, mode) {
+            (DatabaseUrl::Sqlite(path), OpenMode::CreateIfMissing | OpenMode::MustExist) => {
+                audit::sqlite_writer::SqliteWriter::start(path.clone())
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot start the audit writer thread; audit commits go through the pool"))
+                    .ok()
+                    .map(std::sync::Arc::new)
+            }
+            _ => None,
+        };
+        let store = Self {
+            db,
+            location,
+            audit_writer,
+        };
         if mode == OpenMode::ReadOnly {
             store.check_schema().await?;
         } else {
@@ -380,6 +396,9 @@ impl Store {
 
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
+        if let Some(w) = &self.audit_writer {
+            w.stop();
+        }
         dispatch!(&self.db, pool => pool.close().await)
     }
 }

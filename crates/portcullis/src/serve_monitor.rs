@@ -128,6 +128,10 @@ impl EventSink for TeeSink {
     fn flush(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         self.audit.flush()
     }
+
+    fn committed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.audit.committed()
+    }
 }
 
 /// The monitor as the gateway's guard.

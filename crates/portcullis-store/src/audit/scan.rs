@@ -580,7 +580,7 @@ mod tests {
         .unwrap();
         let n = (CHUNK_ROWS * 2 + 17) as i64;
         store
-            .append(|_| -> Result<AppendBatch, ()> {
+            .append(move |_| -> Result<AppendBatch, ()> {
                 Ok(AppendBatch {
                     events: (1..=n).map(row).collect(),
                     ..Default::default()
