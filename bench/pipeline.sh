@@ -125,11 +125,12 @@ fi
 ROUNDS="${ROUNDS:-2}" DURATION="${DURATION:-10}" WARMUP="${WARMUP:-2}" CONCS="${CONCS:-1 16}" \
   PAYLOADS="${PAYLOADS:-echo blob:4096 blob:65536}" UPSTREAM_PID=$UP MCPLOAD="$MCPLOAD" \
   "$KIT/run-matrix.sh" "$out/targets.tsv" "$out"
+# The token is a secret, even a bench one: keep it out of what is committed
+# (before anything below can fail).
+sed -i "s/$TOKEN/REDACTED/g" "$out/targets.tsv" "$out"/*.jsonl 2>/dev/null || true
+[[ -z "${BASE_TOKEN:-}" ]] || sed -i "s/$BASE_TOKEN/REDACTED/g" "$out/targets.tsv" "$out"/*.jsonl 2>/dev/null || true
 # run-matrix.sh writes bc's output as is, and bc prints a value under 1 without its leading zero
 # (`"upstream_cpu_s":.930`), which is not JSON: add the zero before summarizing.
 sed -i -E 's/:(-?)\./:\10./g' "$out/proc.jsonl"
 python3 "$KIT/summarize.py" "$out" >"$out/table.md"
-# The token is a secret, even a bench one: keep it out of what is committed.
-sed -i "s/$TOKEN/REDACTED/g" "$out/targets.tsv" "$out"/*.jsonl 2>/dev/null || true
-[[ -z "${BASE_TOKEN:-}" ]] || sed -i "s/$BASE_TOKEN/REDACTED/g" "$out/targets.tsv" "$out"/*.jsonl 2>/dev/null || true
 echo "results in $out/table.md"
