@@ -34,7 +34,11 @@ fn main() {
             println!("{k:8} {p:?}");
         }
     }
-    let runs = 5;
+    // RUNS=n scans n times (more samples for `perf record`)
+    let runs = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     let c0 = cpu_ns();
     let t = std::time::Instant::now();
     let mut nf = 0;

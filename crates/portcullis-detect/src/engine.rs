@@ -820,23 +820,13 @@ impl Engine {
                 continue;
             }
             // expand to the word around the digit (not before the last word handled)
-            let mut ws = i;
-            while ws > floor && CLASS[b[ws - 1] as usize] != 0 && b[ws - 1] != b'@' {
-                ws -= 1;
-            }
+            let ws = word_start(b, floor, i);
+            i = word_end(b, i);
+            let we = i;
             let mut fl = 0u8;
-            for &x in &b[ws..i] {
+            for &x in &b[ws..we] {
                 fl |= CLASS[x as usize];
             }
-            while i < n {
-                let c = CLASS[b[i] as usize];
-                if c == 0 || c == AT {
-                    break;
-                }
-                fl |= c;
-                i += 1;
-            }
-            let we = i;
             if fl & DIGIT != 0 && num_on {
                 let w = &b[ws..we];
                 if pii_on
@@ -1148,9 +1138,50 @@ fn push_ip(out: &mut Vec<Raw<'_>>, s: usize, e: usize, private: bool, cats: u8) 
 }
 
 /// The first index at or after `i` holding an ASCII digit, `@` or (if `high`) a non-ASCII
-/// byte, 8 bytes at a time.
+/// byte (`b.len()` if none), many bytes at a time.
 #[inline]
-fn next_interesting(b: &[u8], mut i: usize, high: bool) -> usize {
+fn next_interesting(b: &[u8], i: usize, high: bool) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        next_interesting_sse2(b, i, high)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        next_interesting_swar(b, i, high)
+    }
+}
+
+/// [`next_interesting`] 16 bytes at a time with SSE2 (part of every x86-64 CPU), then the SWAR
+/// loop for the tail.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn next_interesting_sse2(b: &[u8], mut i: usize, high: bool) -> usize {
+    use std::arch::x86_64::*;
+    let hm: i32 = if high { 0xffff } else { 0 };
+    // SAFETY: SSE2 is part of every x86-64 CPU (the target's baseline features), and every
+    // load reads bytes i..i+16, which are in bounds; loadu needs no alignment.
+    unsafe {
+        // digits: byte + (0x80 - '0') below -128 + 10, as signed bytes
+        let off = _mm_set1_epi8((0x80u8 - b'0') as i8);
+        let lim = _mm_set1_epi8((0x80u8 + 10) as i8);
+        let at = _mm_set1_epi8(b'@' as i8);
+        while i + 16 <= b.len() {
+            let x = _mm_loadu_si128(b.as_ptr().add(i).cast());
+            let digit = _mm_cmplt_epi8(_mm_add_epi8(x, off), lim);
+            let m = _mm_movemask_epi8(_mm_or_si128(digit, _mm_cmpeq_epi8(x, at)))
+                | (_mm_movemask_epi8(x) & hm);
+            if m != 0 {
+                return i + m.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+    }
+    next_interesting_swar(b, i, high)
+}
+
+/// [`next_interesting`] 8 bytes at a time in a `u64`.
+#[inline]
+fn next_interesting_swar(b: &[u8], mut i: usize, high: bool) -> usize {
     let hm: u64 = if high { 0x8080_8080_8080_8080 } else { 0 };
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -1168,6 +1199,75 @@ fn next_interesting(b: &[u8], mut i: usize, high: bool) -> usize {
         i += 8;
     }
     while i < b.len() && !(b[i].is_ascii_digit() || b[i] == b'@' || (high && b[i] >= 0x80)) {
+        i += 1;
+    }
+    i
+}
+
+/// Word bytes of the tokenizer: ASCII letters, digits and `+/=_-.` (`CLASS` non-zero, `@`
+/// excepted), as a mask of 16 bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn word_mask_sse2(b: &[u8], at: usize) -> u32 {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of every x86-64 CPU; the callers pass `at + 16 <= b.len()`, so the
+    // load is in bounds (checked below as well); loadu needs no alignment.
+    assert!(at + 16 <= b.len());
+    unsafe {
+        let x = _mm_loadu_si128(b.as_ptr().add(at).cast());
+        // a byte is in [lo, lo + k) when byte + (0x80 - lo) < -128 + k, as signed bytes
+        let range = |lo: u8, k: u8| {
+            let t = _mm_add_epi8(x, _mm_set1_epi8(0x80u8.wrapping_sub(lo) as i8));
+            _mm_cmplt_epi8(t, _mm_set1_epi8((0x80u8 + k) as i8))
+        };
+        let eq = |c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
+        // `-./0123456789` are one range
+        let m = _mm_or_si128(
+            _mm_or_si128(range(b'a', 26), range(b'A', 26)),
+            _mm_or_si128(
+                range(b'-', 13),
+                _mm_or_si128(eq(b'+'), _mm_or_si128(eq(b'='), eq(b'_'))),
+            ),
+        );
+        _mm_movemask_epi8(m) as u32
+    }
+}
+
+#[inline(always)]
+fn word_byte(c: u8) -> bool {
+    CLASS[c as usize] != 0 && c != b'@'
+}
+
+/// The start of the run of word bytes that ends at `i`, not before `floor`.
+#[inline]
+fn word_start(b: &[u8], floor: usize, mut i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    while i >= floor + 16 {
+        // 16 bytes at a time backwards: long words (URLs, paths) are walked to their start
+        let other = !word_mask_sse2(b, i - 16) & 0xffff;
+        if other != 0 {
+            return i - 16 + (32 - other.leading_zeros()) as usize;
+        }
+        i -= 16;
+    }
+    while i > floor && word_byte(b[i - 1]) {
+        i -= 1;
+    }
+    i
+}
+
+/// The end of the run of word bytes that starts at `i`.
+#[inline]
+fn word_end(b: &[u8], mut i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    while i + 16 <= b.len() {
+        let other = !word_mask_sse2(b, i) & 0xffff;
+        if other != 0 {
+            return i + other.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    while i < b.len() && word_byte(b[i]) {
         i += 1;
     }
     i
@@ -1224,8 +1324,17 @@ fn entropy_tokens<'e>(
             up += c.is_ascii_uppercase() as usize;
             di += c.is_ascii_digit() as usize;
         }
-        let ctx = has_ctx(CTX_SECRET, s);
-        let lw: Vec<u8> = b[ws..(ws + 8).min(we)].to_ascii_lowercase();
+        let hex = t.iter().all(|c| c.is_ascii_hexdigit()) && (lo == 0 || up == 0);
+        // the tests that need no context lookup first: most long words (URLs, paths, log
+        // fields) fail them, and every test only rejects, so the order does not change results
+        if hex {
+            if t.len() < 32 || di == 0 {
+                return;
+            }
+        } else if lo < 2 || up < 2 || di < 2 || di * 10 > t.len() * 8 {
+            return;
+        }
+        let lw = &b[ws..(ws + 8).min(we)];
         if [
             &b"sha1-"[..],
             b"sha256-",
@@ -1236,25 +1345,22 @@ fn entropy_tokens<'e>(
             b"sha512:",
         ]
         .iter()
-        .any(|p| lw.starts_with(p))
+        .any(|p| lw.len() >= p.len() && lw[..p.len()].eq_ignore_ascii_case(p))
         {
             return;
         }
+        let ctx = has_ctx(CTX_SECRET, s);
         if !ctx && has_ctx(pii::CTX_NEG, ws) {
             return;
         }
-        let hex = t.iter().all(|c| c.is_ascii_hexdigit()) && (lo == 0 || up == 0);
         #[allow(clippy::needless_late_init)] // each branch returns early or sets it
         let conf;
         if hex {
-            if t.len() < 32 || !ctx || di == 0 || shannon_entropy(t) < 3.0 {
+            if !ctx || shannon_entropy(t) < 3.0 {
                 return;
             }
             conf = 0.7;
         } else {
-            if lo < 2 || up < 2 || di < 2 || di * 10 > t.len() * 8 {
-                return;
-            }
             let l = (t.len().min(64) as f32).log2();
             let thr = (0.85 * l).min(4.5);
             if shannon_entropy(t) < thr {
@@ -1792,6 +1898,77 @@ mod tests {
                 secret: super::secret_key(k),
             };
             assert_eq!(got, want, "key {k:?}");
+        }
+    }
+
+    /// The word-at-a-time searches for the next digit, `@` or non-ASCII byte agree with the
+    /// byte-by-byte definition on random bytes (every start offset, both settings of `high`).
+    #[test]
+    fn next_interesting_matches_the_definition() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet = b"ab/:09@ \x7f\x80\xc3Z`?AQ.";
+        for round in 0..400 {
+            let len = round % 70;
+            let b: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if x.is_multiple_of(4) {
+                        x as u8 >> 1
+                    } else {
+                        alphabet[(x % alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            for high in [false, true] {
+                for i in 0..=len {
+                    let want = (i..len)
+                        .find(|&k| b[k].is_ascii_digit() || b[k] == b'@' || (high && b[k] >= 0x80))
+                        .unwrap_or(len);
+                    assert_eq!(
+                        super::next_interesting(&b, i, high),
+                        want,
+                        "{b:?} {i} {high}"
+                    );
+                    assert_eq!(super::next_interesting_swar(&b, i, high), want, "{b:?} {i}");
+                }
+            }
+        }
+    }
+
+    /// The 16-byte word boundary searches agree with the byte-by-byte definition.
+    #[test]
+    fn word_bounds_match_the_definition() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let alphabet = b"aZ09+/=_-.@:, \t,\x80\xff`{[";
+        for round in 0..300 {
+            let len = round % 90;
+            let b: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // mostly word bytes, so that runs cross 16-byte steps
+                    if x.is_multiple_of(8) {
+                        alphabet[(x >> 8) as usize % alphabet.len()]
+                    } else {
+                        b"abcXYZ0189+/=_-."[(x >> 8) as usize % 16]
+                    }
+                })
+                .collect();
+            let word = |c: u8| super::CLASS[c as usize] != 0 && c != b'@';
+            for i in 0..=len {
+                let want_end = (i..len).find(|&k| !word(b[k])).unwrap_or(len);
+                assert_eq!(super::word_end(&b, i), want_end, "{b:?} {i}");
+                for floor in [0, i / 2, i.saturating_sub(17), i] {
+                    let mut want = i;
+                    while want > floor && word(b[want - 1]) {
+                        want -= 1;
+                    }
+                    assert_eq!(super::word_start(&b, floor, i), want, "{b:?} {floor} {i}");
+                }
+            }
         }
     }
 

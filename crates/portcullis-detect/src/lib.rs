@@ -16,9 +16,10 @@
 //! in an `Arc`). A scan makes one pass of the literal-trigger scanner (`triggers.rs`) over the
 //! text: it holds every literal of every rule (provider prefixes of secrets, keywords, injection
 //! phrases, internal markers, dictionaries, labels, about 1,100 in all) and checks them only at
-//! word starts and at the few punctuation bytes that begin a literal, through a two-level
-//! bitmap on the first bytes, so its cost does not grow with the number of rules. A second,
-//! SWAR-driven pass stops only at digits, `@` and non-ASCII bytes and hands digit runs to the
+//! word starts and at the few punctuation bytes that begin a literal (start positions found 64
+//! bytes at a time with SIMD), through a bitmap filter on the first bytes, so its cost does not
+//! grow with the number of rules. A second, SIMD-driven pass stops only at digits, `@` and
+//! non-ASCII bytes and hands digit runs to the
 //! validators (Luhn, IBAN mod 97, SSN area/group/serial, phone plans, national-identifier
 //! checksums), `@` to the e-mail parser, long tokens to the entropy and encoded-payload
 //! detectors and hidden code points to the hidden-Unicode detector. A literal hit runs its
