@@ -615,19 +615,7 @@ mod tests {
         assert_eq!(hits(&t, "sk-ant-x"), vec![(5, 0), (6, 0)]);
     }
 
-    /// xorshift64: deterministic inputs without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::util::test_rng::Rng;
 
     /// The definition, position by position and literal by literal, in the documented order.
     fn reference(t: &Triggers<u8>, b: &[u8]) -> Vec<(u32, usize)> {

@@ -418,3 +418,21 @@ mod tests {
         assert_eq!(rot13("Hello"), "Uryyb");
     }
 }
+
+/// Deterministic pseudo-random inputs for the crate's generated-input tests.
+#[cfg(test)]
+pub(crate) mod test_rng {
+    /// xorshift64: deterministic inputs without a dependency.
+    pub(crate) struct Rng(pub(crate) u64);
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        pub(crate) fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
