@@ -30,6 +30,10 @@ struct State {
     closed: bool,
     /// Someone waits for the newest head: write it now, without the pause between writes.
     urgent: bool,
+    /// The thread waits for a head to be published (not pausing between writes): only then
+    /// does a new head need to wake it. A head published during the pause is picked up when
+    /// the pause ends, so commits under load do not each wake the thread for nothing.
+    idle: bool,
 }
 
 /// The least time between two head-record writes while nobody waits for one. Under load a
@@ -61,9 +65,11 @@ impl HeadWriter {
                 loop {
                     let next = {
                         let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        st.idle = true;
                         while st.pending.is_none() && !st.closed {
                             st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
                         }
+                        st.idle = false;
                         match st.pending.take() {
                             Some(h) => h,
                             None => return, // closed, and everything written
@@ -110,7 +116,9 @@ impl HeadWriter {
         }
         st.published = seq;
         st.pending = Some((seq, hash, time_us));
-        cv.notify_all();
+        if st.idle {
+            cv.notify_all();
+        }
     }
 
     /// Blocks until the newest published head is written. Call it from a blocking context.

@@ -19,16 +19,18 @@
 //! A passive checkpoint alone does not bound the WAL. SQLite starts the WAL over only when a
 //! write transaction begins after a checkpoint copied *every* frame; under steady load a commit
 //! always lands while the checkpoint thread copies, so that moment never came, the WAL grew
-//! without end (545 MB after 14 s of the pipeline benchmark) and every commit paid the kernel
-//! for zeroing the new file pages it extended into (a fifth of the writer thread's time). So the
-//! writer checks the WAL's size after each commit and, past [`WAL_RESTART_BYTES`], runs a passive
-//! checkpoint itself, between two of its own transactions: it copies only what arrived since
-//! the checkpoint thread's last pass, nothing can be appended meanwhile, and its next
-//! transaction starts the WAL over (truncated back to that size by `journal_size_limit`).
+//! without end (545 MB after 14 s of the pipeline benchmark: a disk filled in hours, and the
+//! audit log with it). So when the checkpoint thread finds the WAL past [`WAL_RESTART_BYTES`]
+//! after a pass, it asks the writer to catch up: after its next commit the writer runs a passive
+//! checkpoint itself, between two of its own transactions, so nothing is appended meanwhile and
+//! it copies only what was committed during the checkpoint thread's pass (a short pause, not
+//! the whole WAL); its next transaction starts the WAL over, and `journal_size_limit` cuts the
+//! file back to that size.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -38,10 +40,10 @@ use super::{AppendBatch, EVENT_COLUMNS, Head};
 /// The least time between two WAL checkpoints of the checkpoint thread.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// The WAL size past which the writer catches the checkpoint up itself so the WAL starts over,
-/// and to which SQLite truncates the file when it does (`journal_size_limit`): the WAL of
-/// SQLite's default automatic checkpoint is about 4 MB, this allows a few times that between
-/// two catch-ups, so one commit in several thousand (under full load) pays for one.
+/// The WAL size past which the writer is asked to catch the checkpoint up so the WAL starts
+/// over, and to which SQLite truncates the file when it does (`journal_size_limit`). SQLite's
+/// default automatic checkpoint keeps about 4 MB; this allows a few times that between two
+/// catch-ups, so under full load about one commit in a thousand pays for one.
 const WAL_RESTART_BYTES: u64 = 16 << 20;
 
 /// What the writer thread runs: one commit on its connection, opened on first use.
@@ -76,14 +78,18 @@ impl SqliteWriter {
         let (tx, rx) = mpsc::channel::<Job>();
         // Capacity 1: a commit only has to say "there is WAL to copy back"; requests coalesce.
         let (ckpt_tx, ckpt_rx) = mpsc::sync_channel::<()>(1);
+        // Dropped with the writer thread's closure: ends the checkpoint thread's pause at once.
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let ckpt_path = path.clone();
-        let wal = wal_path(&path);
+        let catch_up = Arc::new(CatchUp::new(WAL_RESTART_BYTES));
+        let asked = catch_up.clone();
         let checkpointer = std::thread::Builder::new()
             .name("audit-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&ckpt_path, &ckpt_rx))?;
+            .spawn(move || checkpoint_loop(&ckpt_path, &ckpt_rx, &stop_rx, &asked))?;
         let writer = std::thread::Builder::new()
             .name("audit-sqlite".into())
             .spawn(move || {
+                let _stop = stop_tx;
                 let mut conn: Option<Connection> = None;
                 while let Ok(job) = rx.recv() {
                     if conn.is_none() {
@@ -94,7 +100,7 @@ impl SqliteWriter {
                     }
                     job(&mut conn);
                     if let Some(c) = &conn {
-                        bound_wal(c, &wal, WAL_RESTART_BYTES);
+                        catch_up.run_if_asked(c);
                     }
                     let _ = ckpt_tx.try_send(());
                 }
@@ -181,52 +187,71 @@ fn wal_path(path: &std::path::Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// On the writer's connection, between two commits: a WAL grown past `limit` bytes is
-/// checkpointed to its end, so the next commit starts it over (see the module's doc). A
-/// checkpoint that cannot run now (the checkpoint thread holds the checkpoint lock, or a reader
-/// pins old frames) is retried after the next commit; nothing is lost either way.
-fn bound_wal(conn: &Connection, wal: &std::path::Path, limit: u64) {
-    let Ok(meta) = std::fs::metadata(wal) else {
-        return;
-    };
-    if meta.len() <= limit {
-        return;
+/// The checkpoint thread's request that the writer catch up (see the module's doc).
+#[derive(Debug)]
+struct CatchUp {
+    /// The WAL size past which the writer is asked.
+    limit: u64,
+    asked: AtomicBool,
+}
+
+impl CatchUp {
+    fn new(limit: u64) -> CatchUp {
+        CatchUp {
+            limit,
+            asked: AtomicBool::new(false),
+        }
     }
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        tracing::warn!(wal = %wal.display(), error = %e, "cannot checkpoint the audit WAL to let it start over; retried after the next commit");
+
+    /// On the checkpoint thread, after a pass: asks for a catch-up when the WAL at `wal` is
+    /// past the limit.
+    fn ask_if_needed(&self, wal: &std::path::Path) {
+        if std::fs::metadata(wal).is_ok_and(|m| m.len() > self.limit) {
+            self.asked.store(true, Ordering::Release);
+        }
+    }
+
+    /// On the writer's connection, between two of its commits: when asked, checkpoints the WAL
+    /// to its end so that the next commit starts it over. A checkpoint that cannot finish now (a
+    /// reader pins old frames) leaves the WAL as it is; the checkpoint thread asks again.
+    fn run_if_asked(&self, conn: &Connection) {
+        if !self.asked.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "cannot checkpoint the audit WAL so that it starts over; asked again after the next checkpoint");
+        }
     }
 }
 
 /// The checkpoint thread: after commits (coalesced, at most every [`CHECKPOINT_EVERY`]) copies
 /// the WAL back into the database with a passive checkpoint, which waits for no reader or writer
-/// (what it cannot copy yet it copies next time). Ends when the writer thread does.
-fn checkpoint_loop(path: &std::path::Path, commits: &mpsc::Receiver<()>) {
+/// (what it cannot copy yet it copies next time). Ends when the writer thread does (`stop`
+/// disconnects), after a last checkpoint if a commit came since the previous one.
+fn checkpoint_loop(
+    path: &std::path::Path,
+    commits: &mpsc::Receiver<()>,
+    stop: &mpsc::Receiver<()>,
+    catch_up: &CatchUp,
+) {
     let mut conn: Option<Connection> = None;
-    // a commit arrived during the last pause: checkpoint without waiting for another
-    let mut pending = false;
+    let wal = wal_path(path);
     loop {
-        if !pending && commits.recv().is_err() {
+        if commits.recv().is_err() {
             return;
         }
-        pending = false;
         checkpoint(path, &mut conn);
-        // Commits during the pause share the next checkpoint.
-        let until = std::time::Instant::now() + CHECKPOINT_EVERY;
-        loop {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                break;
+        catch_up.ask_if_needed(&wal);
+        // The pause waits on `stop`, not on `commits`: a commit during it fills the commits
+        // channel's one slot without waking this thread (a wait on it would be woken by every
+        // commit under load, for nothing), and `recv` above takes it right after the pause.
+        if let Err(mpsc::RecvTimeoutError::Disconnected) | Ok(()) =
+            stop.recv_timeout(CHECKPOINT_EVERY)
+        {
+            if commits.try_recv().is_ok() {
+                checkpoint(path, &mut conn);
             }
-            match commits.recv_timeout(left) {
-                Ok(()) => pending = true,
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    if pending {
-                        checkpoint(path, &mut conn);
-                    }
-                    return;
-                }
-            }
+            return;
         }
     }
 }
@@ -364,19 +389,21 @@ mod tests {
         let (tx, rx) = mpsc::sync_channel(1);
         tx.send(()).unwrap();
         drop(tx);
-        checkpoint_loop(&path, &rx);
+        let (stop_tx, stop_rx) = mpsc::channel();
+        drop(stop_tx);
+        checkpoint_loop(&path, &rx, &stop_rx, &CatchUp::new(WAL_RESTART_BYTES));
         assert!(
             std::fs::metadata(&path).unwrap().len() > main_before + 1500 * 8000,
             "the WAL was copied into the database file"
         );
     }
 
-    /// Under steady writing the WAL stays bounded: each commit that leaves it past the limit is
-    /// followed by a catch-up checkpoint, and the next commit starts it over, cut back to the
-    /// limit. Without the catch-up it grows by every commit (SQLite checkpoints nothing itself
-    /// on this connection).
+    /// A WAL past the limit after a checkpoint pass gets the writer asked to catch up; its
+    /// catch-up lets the next commit start the WAL over, cut back to the limit; unasked, the
+    /// writer leaves the WAL alone, and a commit that lands during a pass (the writer's next
+    /// transaction begins before the pass ends, so SQLite cannot start over) keeps it growing.
     #[test]
-    fn the_writer_keeps_the_wal_bounded() {
+    fn a_catch_up_lets_the_wal_start_over() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let c = Connection::open(&path).unwrap();
@@ -386,32 +413,54 @@ mod tests {
         let limit: u64 = 256 << 10;
         let c = open(&path, limit).unwrap();
         let wal = wal_path(&path);
-        // One commit of an 8 KB row appends up to six 4 KB frames (leaf, overflow pages, the
-        // table's interior pages, the header page).
-        let one_commit: u64 = 6 * (4096 + 24);
-        let mut largest = 0;
-        let mut restarts = 0;
-        let mut last = 0;
-        for _ in 0..1500 {
+        let size = || std::fs::metadata(&wal).unwrap().len();
+        let insert = || {
             c.execute("INSERT INTO t VALUES (zeroblob(8000))", [])
-                .unwrap();
-            bound_wal(&c, &wal, limit);
-            let size = std::fs::metadata(&wal).unwrap().len();
-            largest = largest.max(size);
-            if size < last {
-                restarts += 1;
-            }
-            last = size;
+                .unwrap()
+        };
+        let ask = CatchUp::new(limit);
+        for _ in 0..100 {
+            insert();
         }
+        assert!(size() > limit, "100 rows of 8 KB are past 256 KB of WAL");
+        // A pass that copies part of the WAL: a reader holds a snapshot of the first half, as a
+        // transaction that began during a real pass would.
+        let reader = open(&path, limit).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        for _ in 0..100 {
+            insert();
+        }
+        let mut ckpt = None;
+        checkpoint(&path, &mut ckpt);
+        ask.ask_if_needed(&wal);
         assert!(
-            largest <= limit + one_commit,
-            "the WAL reached {largest} bytes; the limit is {limit}"
+            ask.asked.load(Ordering::Acquire),
+            "a WAL past the limit asks"
         );
-        // 1,500 commits of 8 KB are ~12 MB of WAL: about 47 passes of 256 KB.
-        assert!(restarts >= 20, "the WAL started over {restarts} times");
+        // The writer does not start over on its own while the WAL is not all copied.
+        reader.execute_batch("COMMIT").unwrap();
+        let grown = size();
+        insert();
+        assert!(size() >= grown, "no restart without a finished checkpoint");
+        ask.run_if_asked(&c);
+        assert!(!ask.asked.load(Ordering::Acquire), "the request is taken");
+        insert();
+        assert!(
+            size() <= limit,
+            "started over and cut back: {} bytes",
+            size()
+        );
+        // Below the limit a pass asks for nothing.
+        let small = CatchUp::new(u64::MAX);
+        checkpoint(&path, &mut ckpt);
+        small.ask_if_needed(&wal);
+        assert!(!small.asked.load(Ordering::Acquire));
         let rows: i64 = c
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(rows, 1500, "every commit is kept");
+        assert_eq!(rows, 202, "every commit is kept");
     }
 }
