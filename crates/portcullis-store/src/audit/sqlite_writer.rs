@@ -20,7 +20,7 @@
 //! write transaction begins after a checkpoint copied *every* frame; under steady load a commit
 //! always lands while the checkpoint thread copies, so that moment never came, the WAL grew
 //! without end (545 MB after 14 s of the pipeline benchmark: a disk filled in hours, and the
-//! audit log with it). So when the checkpoint thread finds the WAL past [`WAL_RESTART_BYTES`]
+//! audit log with it, AU-1). So when the checkpoint thread finds the WAL past [`WAL_RESTART_BYTES`]
 //! after a pass, it asks the writer to catch up: after its next commit the writer runs a passive
 //! checkpoint itself, between two of its own transactions, so nothing is appended meanwhile and
 //! it copies only what was committed during the checkpoint thread's pass (a short pause, not
@@ -362,17 +362,22 @@ fn commit<E>(
 mod tests {
     use super::*;
 
+    /// A database in WAL mode under `dir` with one table `t (x BLOB)`.
+    fn wal_database(dir: &std::path::Path) -> PathBuf {
+        let path = dir.join("w.db");
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c.execute("CREATE TABLE t (x BLOB)", []).unwrap();
+        path
+    }
+
     /// The writer's connection leaves its WAL alone; one request to the checkpoint thread copies
     /// it back into the database file, and the thread ends (after that checkpoint) when the
     /// writer side goes away.
     #[test]
     fn the_checkpoint_thread_copies_the_wal_back() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let c = Connection::open(&path).unwrap();
-        c.pragma_update(None, "journal_mode", "WAL").unwrap();
-        c.execute("CREATE TABLE t (x BLOB)", []).unwrap();
-        drop(c);
+        let path = wal_database(dir.path());
         let c = open(&path, WAL_RESTART_BYTES).unwrap();
         let main_before = std::fs::metadata(&path).unwrap().len();
         // 1,500 rows of 8 KB are ~3,000 pages of WAL: a connection with SQLite's default
@@ -399,17 +404,13 @@ mod tests {
     }
 
     /// A WAL past the limit after a checkpoint pass gets the writer asked to catch up; its
-    /// catch-up lets the next commit start the WAL over, cut back to the limit; unasked, the
-    /// writer leaves the WAL alone, and a commit that lands during a pass (the writer's next
-    /// transaction begins before the pass ends, so SQLite cannot start over) keeps it growing.
+    /// catch-up lets the next commit start the WAL over, cut back to the limit. Without it, a
+    /// pass that could not copy every frame (here a reader pins half, as a commit landing during
+    /// a real pass does) leaves the WAL growing; a WAL under the limit asks for nothing.
     #[test]
     fn a_catch_up_lets_the_wal_start_over() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let c = Connection::open(&path).unwrap();
-        c.pragma_update(None, "journal_mode", "WAL").unwrap();
-        c.execute("CREATE TABLE t (x BLOB)", []).unwrap();
-        drop(c);
+        let path = wal_database(dir.path());
         let limit: u64 = 256 << 10;
         let c = open(&path, limit).unwrap();
         let wal = wal_path(&path);
