@@ -65,6 +65,7 @@ fn event(i: usize) -> Event {
             direction: "response".into(),
             pointer: Some("/structuredContent/customers/0/email".into()),
             action: "redact".into(),
+            count: 1,
         });
     }
     e.upstream_status = Some(200);

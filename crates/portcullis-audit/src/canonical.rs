@@ -252,6 +252,7 @@ mod tests {
             direction: "response".into(),
             pointer: Some("/content/0/text".into()),
             action: "redact".into(),
+            count: 1,
         }];
         e.upstream_status = Some(200);
         e.request_bytes = u64::MAX;

@@ -694,17 +694,17 @@ impl Writer {
 
     /// Commits `events`, retrying; returns the seq of the first, or `None` when they were dropped.
     async fn write_with_retry(&mut self, events: &[(Event, Option<Vec<u8>>)]) -> Option<i64> {
-        let mut rows: Vec<EventRow> = Vec::with_capacity(events.len());
+        // Payloads are sealed once; the rows are made afresh for each attempt (the commit takes
+        // them), which costs no more than the copy an attempt would otherwise need.
+        let mut digests: Vec<(usize, Vec<u8>)> = Vec::new();
         let mut payloads: Vec<(usize, PayloadRow)> = Vec::new();
         for (i, (e, payload)) in events.iter().enumerate() {
-            let class = self.cfg.class_of(e.connector.as_deref()).to_string();
-            let mut row = canonical::to_row(e, &class, e.principal.clone(), None);
             if let Some(p) = payload {
                 // AU-2: encrypt with the subject's key; without a subject there is no one to
                 // erase it for, so it is not kept.
                 match self.seal(e, p).await {
                     Ok(Some((subject, sealed))) => {
-                        row.payload_digest = Some(sealed.digest);
+                        digests.push((i, sealed.digest));
                         payloads.push((
                             i,
                             PayloadRow {
@@ -722,12 +722,12 @@ impl Writer {
                     }
                 }
             }
-            rows.push(row);
         }
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
             let before = self.head.map(|(seq, _)| seq);
-            match self.write_once(&rows, &payloads).await {
+            let rows = self.rows_of(events, &digests);
+            match self.write_once(rows, &payloads).await {
                 Ok(first_seq) => {
                     if let Some(b) = before
                         && first_seq > b + 1
@@ -754,12 +754,31 @@ impl Writer {
                 }
             }
         }
-        AuditMetrics::add(&self.metrics.events_dropped, rows.len() as u64);
+        AuditMetrics::add(&self.metrics.events_dropped, events.len() as u64);
         tracing::error!(
-            count = rows.len(),
+            count = events.len(),
             "audit events dropped after repeated write failures"
         );
         None
+    }
+
+    /// The rows of `events`, with the digests of their sealed payloads (by index in `events`).
+    fn rows_of(
+        &self,
+        events: &[(Event, Option<Vec<u8>>)],
+        digests: &[(usize, Vec<u8>)],
+    ) -> Vec<EventRow> {
+        let mut rows: Vec<EventRow> = events
+            .iter()
+            .map(|(e, _)| {
+                let class = self.cfg.class_of(e.connector.as_deref());
+                canonical::to_row(e, class, e.principal.clone(), None)
+            })
+            .collect();
+        for (i, d) in digests {
+            rows[*i].payload_digest = Some(d.clone());
+        }
+        rows
     }
 
     /// Sends to the live sinks the events another process (a CLI admin command) committed
@@ -810,9 +829,10 @@ impl Writer {
     /// Commits one batch; returns the seq of its first event.
     async fn write_once(
         &mut self,
-        rows: &[EventRow],
+        rows: Vec<EventRow>,
         payloads: &[(usize, PayloadRow)],
     ) -> Result<i64, AuditError> {
+        let n = rows.len() as i64;
         let loc = self.store.location().to_string();
         let now_us = self.clock.now().timestamp_micros();
         let (last_cp_seq, last_cp_time, every, interval) = (
@@ -824,9 +844,9 @@ impl Writer {
         let signer = self.signer.clone();
         let log_id = self.log_id.clone();
         let genesis = canonical::genesis(&log_id);
-        // The commit runs on the store's writer thread (SQLite) or a pool task: it gets its own
-        // copies of the rows, and says back which seq it signed a checkpoint at, if any.
-        let rows_in: Vec<EventRow> = rows.to_vec();
+        // The commit runs on the store's writer thread (SQLite) or a pool task: it takes the
+        // rows, and says back which seq it signed a checkpoint at, if any.
+        let rows_in: Vec<EventRow> = rows;
         let payloads_in: Vec<(usize, PayloadRow)> = payloads.to_vec();
         let signed_at = Arc::new(std::sync::Mutex::new(None::<i64>));
         let signed_out = signed_at.clone();
@@ -873,7 +893,7 @@ impl Writer {
         let signed = *signed_at.lock().unwrap_or_else(|p| p.into_inner());
         let mut first_seq = 0;
         if let Some(h) = built {
-            first_seq = h.seq - rows.len() as i64 + 1;
+            first_seq = h.seq - n + 1;
             let hash = hash32(&h.hash, h.seq, &loc)?;
             self.head = Some((h.seq, hash));
             match (&self.heads, &self.head_path) {
@@ -890,7 +910,7 @@ impl Writer {
             self.last_cp_time_us = now_us;
             AuditMetrics::add(&self.metrics.checkpoints_written, 1);
         }
-        AuditMetrics::add(&self.metrics.events_written, rows.len() as u64);
+        AuditMetrics::add(&self.metrics.events_written, n as u64);
         AuditMetrics::add(&self.metrics.batches_written, 1);
         Ok(first_seq)
     }

@@ -81,6 +81,20 @@ pub struct FindingSummary {
     pub pointer: Option<String>,
     /// What was done about it: `log`, `redact`, `mask`, `block`...
     pub action: String,
+    /// How many times it was found there with that action: repeats are one entry with a count,
+    /// so a text holding a hundred addresses makes one finding, not a hundred rows of the same.
+    /// Left out when 1, so events recorded before counts existed keep their canonical form and
+    /// their hashes (AU-3).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// One interaction, as recorded.

@@ -672,12 +672,23 @@ pub(crate) fn de_address(t: &str, s: usize) -> Option<(usize, usize)> {
     {
         ws -= 1;
     }
-    let word = t.get(ws..s - 1)?.to_lowercase();
+    let word = t.get(ws..s - 1)?;
     const SUF: &[&str] = &[
         "straße", "strasse", "str.", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer",
         "chaussee",
     ];
-    if !SUF.iter().any(|x| word.ends_with(x)) || !b[ws].is_ascii_uppercase() && b[ws] < 0x80 {
+    // This runs at every number after a word, so an ASCII word (nearly all) is compared
+    // in place; only a word with other letters is lowercased into a new string.
+    let street = if word.is_ascii() {
+        SUF.iter().any(|x| {
+            word.len() >= x.len()
+                && word.as_bytes()[word.len() - x.len()..].eq_ignore_ascii_case(x.as_bytes())
+        })
+    } else {
+        let lower = word.to_lowercase();
+        SUF.iter().any(|x| lower.ends_with(x))
+    };
+    if !street || !b[ws].is_ascii_uppercase() && b[ws] < 0x80 {
         return None;
     }
     let mut e = s;
@@ -1407,5 +1418,54 @@ mod tests {
             "Sarah Connor",
         );
         none("The Monday meeting was at Grace Hospital.");
+    }
+
+    /// The street check compares ASCII words in place; it must decide as lowercasing did.
+    #[test]
+    fn street_words_match_as_lowercasing_did() {
+        fn old_suffix(word: &str) -> bool {
+            let w = word.to_lowercase();
+            [
+                "straße", "strasse", "str.", "weg", "allee", "platz", "gasse", "ring", "damm",
+                "ufer", "chaussee",
+            ]
+            .iter()
+            .any(|x| w.ends_with(x))
+        }
+        let words = [
+            "Hauptstraße",
+            "HAUPTSTRASSE",
+            "Hauptstrasse",
+            "Hauptstr.",
+            "Am-Ring",
+            "RING",
+            "Waldweg",
+            "WEG",
+            "Lindenallee",
+            "Marktplatz",
+            "Gasse",
+            "Mühlendamm",
+            "Ufer",
+            "Chaussee",
+            "Ering",
+            "Rin",
+            "Wegg",
+            "Straẞe",
+            "Bahnhofstraße",
+            "Str",
+            "A.",
+            "Ufe",
+            "Ringe",
+            "Über",
+            "Öffentlicher-Weg",
+            "Kurfürstendamm",
+        ];
+        for w in words {
+            let text = format!("at {w} 12, please");
+            let s = 3 + w.len() + 1;
+            let found = super::de_address(&text, s).is_some();
+            let first_upper = w.as_bytes()[0].is_ascii_uppercase() || w.as_bytes()[0] >= 0x80;
+            assert_eq!(found, old_suffix(w) && first_upper, "{w}");
+        }
     }
 }

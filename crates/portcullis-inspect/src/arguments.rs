@@ -35,7 +35,8 @@
 //!
 //! Findings never hold matched text, and messages never quote argument values.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use portcullis_config::inspect::{DataAction, InjectionAction, ValidInspection, ValidToolInspect};
@@ -182,7 +183,8 @@ impl RequestInspector {
 
         let mut first_block: Option<(BlockCause, &Finding)> = None;
         let mut redactions: BTreeMap<String, Vec<&Finding>> = BTreeMap::new();
-        let mut seen: HashSet<(String, Option<String>, Act)> = HashSet::new();
+        // (kind, pointer, action) -> its summary's index in `verdict.findings`
+        let mut seen: HashMap<(String, Option<String>, Act), usize> = HashMap::new();
         let mut reasons: Vec<String> = Vec::new();
         for f in &found {
             let (act, cause) = self.decide(call, f);
@@ -205,16 +207,24 @@ impl RequestInspector {
                 Act::Flag => push_unique(&mut reasons, "injection_in_arguments".into()),
                 Act::Log | Act::Allow => {}
             }
-            // One summary per kind, place and action: a value with a thousand e-mail
-            // addresses is one finding, not a thousand.
-            if seen.insert((f.kind.clone(), f.pointer.clone(), act)) {
-                verdict.findings.push(FindingSummary {
-                    kind: f.kind.clone(),
-                    category: f.category.as_str().to_string(),
-                    direction: "request".into(),
-                    pointer: f.pointer.clone(),
-                    action: act.as_str().to_string(),
-                });
+            // One summary per kind, place and action, with a count: a value with a thousand
+            // e-mail addresses is one finding, not a thousand.
+            match seen.entry((f.kind.clone(), f.pointer.clone(), act)) {
+                Entry::Occupied(i) => {
+                    let s = &mut verdict.findings[*i.get()];
+                    s.count = s.count.saturating_add(1);
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(verdict.findings.len());
+                    verdict.findings.push(FindingSummary {
+                        kind: f.kind.clone(),
+                        category: f.category.as_str().to_string(),
+                        direction: "request".into(),
+                        pointer: f.pointer.clone(),
+                        action: act.as_str().to_string(),
+                        count: 1,
+                    });
+                }
             }
         }
 

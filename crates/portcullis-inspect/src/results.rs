@@ -66,7 +66,8 @@ use links::Hosts;
 pub const MAX_DEPTH: usize = 200;
 
 /// At most this many findings are recorded per result; the rest are counted in a
-/// `findings_omitted:N` reason (a bulk export would otherwise make a huge audit event).
+/// `findings_omitted:N` reason (a bulk export would otherwise make a huge audit event). Repeats
+/// in one string are counted on one entry, so this bounds distinct (kind, place, action) entries.
 pub const MAX_FINDINGS: usize = 1000;
 
 /// The detector kinds that the built-in rules (and users) also write under another name.
@@ -284,7 +285,20 @@ impl<'r> Run<'r> {
         }
     }
 
+    /// Records a finding; a repeat of one already recorded for the same string (kind, category
+    /// and action) only counts it. A string's findings are recorded together, so the search
+    /// looks back only over the entries of this pointer: a 64 KB text with a hundred addresses
+    /// is one entry with `count: 100`, not a hundred rows of audit event.
     fn record(&mut self, kind: &str, category: &str, pointer: &str, action: &str) {
+        for f in self.findings.iter_mut().rev() {
+            if f.pointer.as_deref() != Some(pointer) {
+                break;
+            }
+            if f.kind == kind && f.category == category && f.action == action {
+                f.count = f.count.saturating_add(1);
+                return;
+            }
+        }
         if self.findings.len() >= MAX_FINDINGS {
             self.omitted += 1;
             return;
@@ -295,6 +309,7 @@ impl<'r> Run<'r> {
             direction: "response".into(),
             pointer: Some(pointer.to_string()),
             action: action.to_string(),
+            count: 1,
         });
     }
 

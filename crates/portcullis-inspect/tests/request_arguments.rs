@@ -337,7 +337,7 @@ async fn a_number_holding_a_finding_is_replaced_whole() {
 }
 
 #[tokio::test]
-async fn findings_are_one_per_kind_place_and_action() {
+async fn findings_are_one_per_kind_place_and_action_with_a_count() {
     let emails: Vec<String> = (0..50).map(|i| format!("user{i}@example.org")).collect();
     let mut args = json!({"list": emails.join(", ")});
     let v = run(
@@ -346,10 +346,13 @@ async fn findings_are_one_per_kind_place_and_action() {
         &mut args,
     )
     .await;
-    assert_eq!(
-        v.findings.iter().filter(|f| f.kind == "pii.email").count(),
-        1
-    );
+    let emails: Vec<_> = v
+        .findings
+        .iter()
+        .filter(|f| f.kind == "pii.email")
+        .collect();
+    assert_eq!(emails.len(), 1, "{:?}", v.findings);
+    assert_eq!(emails[0].count, 50, "every address is counted");
 }
 
 #[tokio::test]

@@ -122,6 +122,44 @@ fn default_rules_on_the_whole_export() {
     );
 }
 
+// AU-2: repeats in one text are one finding with a count (an audit row per address would make
+// a bulk result's event as large as the result), and distinct kinds or places stay apart.
+#[test]
+fn repeats_in_one_text_are_counted_on_one_finding() {
+    let lines: Vec<String> = (0..40)
+        .map(|i| format!("user{i}@example.org card 4242 4242 4242 4242"))
+        .collect();
+    let mut result = structured(&json!({"notes": [lines.join("\n"), "other@example.org"]}));
+    let v = run(&ValidInspection::default(), "get_customer", &mut result);
+    let find = |kind: &str, ptr: &str| {
+        let hits: Vec<_> = v
+            .findings
+            .iter()
+            .filter(|f| f.kind == kind && f.pointer.as_deref() == Some(ptr))
+            .collect();
+        assert_eq!(hits.len(), 1, "{kind} at {ptr}: {:?}", v.findings);
+        hits[0].count
+    };
+    assert_eq!(find("pii.email", "/structuredContent/notes/0"), 40);
+    assert_eq!(find("pii.credit_card", "/structuredContent/notes/0"), 40);
+    assert_eq!(find("pii.email", "/structuredContent/notes/1"), 1);
+    // the mirrored text block is rewritten from structuredContent, not counted again
+    let emails: u32 = v
+        .findings
+        .iter()
+        .filter(|f| f.kind == "pii.email")
+        .map(|f| f.count)
+        .sum();
+    assert_eq!(emails, 41, "{:?}", v.findings);
+    // a count of 1 is left out of the recorded form
+    let single = v
+        .findings
+        .iter()
+        .find(|f| f.pointer.as_deref() == Some("/structuredContent/notes/1"))
+        .unwrap();
+    assert!(!serde_json::to_string(single).unwrap().contains("count"));
+}
+
 #[test]
 fn the_same_value_gets_the_same_placeholder() {
     let mut result = structured(&json!({"notes": [

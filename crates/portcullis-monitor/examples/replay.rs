@@ -154,6 +154,7 @@ fn main() {
                         direction: "response".into(),
                         pointer: None,
                         action: "redact".into(),
+                        count: 1,
                     });
                 }
                 events.push(e);
@@ -278,6 +279,7 @@ fn main() {
             direction: "request".into(),
             pointer: Some("/url".into()),
             action: "block".into(),
+            count: 1,
         });
         e.decision = portcullis_core::Decision::Deny;
         events.push(e);

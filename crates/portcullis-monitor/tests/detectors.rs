@@ -272,6 +272,7 @@ fn finding(category: &str, kind: &str, direction: &str, action: &str) -> Finding
         direction: direction.into(),
         pointer: None,
         action: action.into(),
+        count: 1,
     }
 }
 

@@ -35,6 +35,7 @@ fn event(i: u64) -> Event {
             direction: "response".into(),
             pointer: None,
             action: "redact".into(),
+            count: 1,
         });
     }
     e.upstream_status = Some(200);

@@ -53,6 +53,7 @@ pub fn event(i: u64) -> Event {
             direction: "response".into(),
             pointer: Some("/content/0/text".into()),
             action: "redact".into(),
+            count: 1,
         });
         e.decision = Decision::Redact;
     }
