@@ -177,6 +177,7 @@ impl Inner {
             // AUTH-8: only for a token exchange at the connector's STS, never to the connector.
             subject_token: info.bearer.clone(),
             subject_expires_at: info.principal.as_ref().map(|p| p.expires_at),
+            parse_result: false,
         }
     }
 
@@ -1165,7 +1166,10 @@ async fn forward(
         Err(open) => return breaker_refusal(inner, &id, &open, info, ev),
     };
     let timeout = inner.timeout_of(i);
-    let ctx = inner.ctx(info, timeout);
+    let ctx = RequestCtx {
+        parse_result: result_inspected(inner, ev.method.as_deref()),
+        ..inner.ctx(info, timeout)
+    };
     let deadline = tokio::time::Instant::now() + timeout;
     if !session.begin(id.json(), i) {
         let m = format!(
@@ -1211,7 +1215,7 @@ async fn forward(
             Ok(m) if is_final(&m.head, &id) => {
                 session.end(id.json());
                 ev.outcome = outcome_of(&m.head, method.as_deref());
-                let body = shape_result(inner, session, i, &mut ev, info, &id, m.bytes);
+                let body = shape_result(inner, session, i, &mut ev, info, &id, m.bytes, m.parsed);
                 inner.finish_event(ev, info, body.len());
                 return Reply::Json(StatusCode::OK, body);
             }
@@ -1245,8 +1249,9 @@ async fn forward(
                             }
                             Ok(m) if is_final(&m.head, &id) => {
                                 ev.outcome = outcome_of(&m.head, method.as_deref());
-                                let body =
-                                    shape_result(&inner, &session, i, &mut ev, &info, &id, m.bytes);
+                                let body = shape_result(
+                                    &inner, &session, i, &mut ev, &info, &id, m.bytes, m.parsed,
+                                );
                                 sent += body.len();
                                 final_message = Some(body);
                                 break;
@@ -1377,6 +1382,15 @@ fn breaker_refusal(
 /// What the client gets of a connector's final answer: a `tools/list` teaches the gateway each
 /// tool's scope and shows only the tools the caller may use (AZ-3, AUTH-5); on the federated
 /// endpoint, URIs in a `resources/read` result are namespaced like the listing.
+/// Whether the answer to `method` goes through the result inspection (so its upstream reads it
+/// whole, once: [`RequestCtx::parse_result`]).
+fn result_inspected(inner: &Inner, method: Option<&str>) -> bool {
+    matches!(method, Some("tools/call") | Some("resources/read"))
+        && inner.inspection.get().is_some_and(|i| i.enabled())
+}
+
+/// The answer as the client gets it; `parsed` is the message already read whole, if it was.
+#[allow(clippy::too_many_arguments)]
 fn shape_result(
     inner: &Inner,
     session: &LiveSession,
@@ -1385,6 +1399,7 @@ fn shape_result(
     info: &RequestInfo,
     id: &Id,
     body: Bytes,
+    parsed: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 ) -> Bytes {
     let method = ev.method.clone();
     let method = method.as_deref();
@@ -1393,7 +1408,7 @@ fn shape_result(
     {
         // MON-5: each stage is a span, so a trace shows where a call spent its time.
         let _stage = tracing::info_span!("portcullis.inspect_response").entered();
-        let body = inspection::inspect_result(inner, inspection, session, i, ev, id, body);
+        let body = inspection::inspect_result(inner, inspection, session, i, ev, id, body, parsed);
         return federated_result(session, i, method, body);
     }
     if method == Some("tools/list") {

@@ -101,6 +101,11 @@ pub struct GatewayInspection {
 }
 
 impl GatewayInspection {
+    /// Whether inspection is on (`inspection.enabled`).
+    pub(crate) fn enabled(&self) -> bool {
+        self.settings.enabled
+    }
+
     /// The stages for the connectors of `config`, with `detector` shared, names resolved by
     /// `resolver`, pins kept in `book` and pseudonyms keyed by `key` (32 random bytes when the
     /// config names none).
@@ -404,6 +409,7 @@ pub(crate) async fn check_call(
 /// Stage 8 (DLP-4, DLP-5, PI-1, EG-3): a `tools/call` result or a `resources/read` answer,
 /// before it reaches the client. Returns the body to send; a blocked result becomes a JSON-RPC
 /// error saying why.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn inspect_result(
     inner: &Inner,
     insp: &GatewayInspection,
@@ -412,11 +418,17 @@ pub(crate) fn inspect_result(
     ev: &mut Event,
     id: &Id,
     body: Bytes,
+    parsed: Option<Box<serde_json::Map<String, Value>>>,
 ) -> Bytes {
     if !insp.settings.enabled {
         return body;
     }
-    let Ok(mut msg) = serde_json::from_slice::<Value>(&body) else {
+    // The message as its upstream already read it (once, whole), or read here.
+    let read = match parsed {
+        Some(map) => Ok(Value::Object(*map)),
+        None => serde_json::from_slice::<Value>(&body),
+    };
+    let Ok(mut msg) = read else {
         // Fail closed: what cannot be read cannot be inspected. The client's request id is
         // known even when the answer is unreadable, so the client can match the refusal.
         ev.decision = Decision::Deny;

@@ -351,6 +351,101 @@ pub fn upstream_head(raw: &[u8]) -> Option<UpstreamHead> {
     })
 }
 
+/// An upstream message read whole, once: its head and the message as a JSON object.
+pub type ParsedMessage = (UpstreamHead, serde_json::Map<String, serde_json::Value>);
+
+/// Reads an upstream message whole in one pass, for an answer whose result is inspected: the
+/// inspection needs the whole value, and reading the head first (which has to skip over the
+/// whole result) and then the value read a large result twice.
+///
+/// `None` whenever the message is not a plain JSON object whose members the head reads the way
+/// [`upstream_head`] does (a duplicate member, a `result` or `error` that is not an object, a
+/// `method` that is not a string, an `isError` that is not a boolean...): the caller then
+/// reads the head with [`upstream_head`], so every such message is judged exactly as before.
+pub fn upstream_parsed(raw: &[u8]) -> Option<ParsedMessage> {
+    use serde_json::Value;
+    let Whole { id, map } = serde_json::from_slice(raw).ok()?;
+    let method = match map.get("method") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) => Some(m.clone()),
+        Some(_) => return None,
+    };
+    let tool_error = match map.get("result") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(r)) => match r.get("isError") {
+            None | Some(Value::Null) => Some(false),
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return None,
+        },
+        Some(_) => return None,
+    };
+    let error_code = match map.get("error") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(e)) => match e.get("code") {
+            None | Some(Value::Null) => Some(0),
+            Some(c) => Some(c.as_i64()?),
+        },
+        Some(_) => return None,
+    };
+    let id = id.filter(|v| v.get() != "null").map(|v| Id(v.get().into()));
+    let kind = match (&method, &id) {
+        (Some(_), Some(_)) => Kind::Request,
+        (Some(_), None) => Kind::Notification,
+        (None, _) if tool_error.is_some() || error_code.is_some() => Kind::Response,
+        _ => return None,
+    };
+    let head = UpstreamHead {
+        kind,
+        id,
+        method,
+        error_code,
+        tool_error: tool_error.unwrap_or(false),
+    };
+    Some((head, map))
+}
+
+/// A JSON object read into a map, with the raw text of its `id` kept (an id is returned byte
+/// for byte); a member given twice is refused, as the head's own reading refuses it.
+struct Whole<'a> {
+    id: Option<&'a RawValue>,
+    map: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'de> Deserialize<'de> for Whole<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Whole<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC message object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Whole<'de>, A::Error> {
+                use serde::de::Error;
+                let mut id: Option<&'de RawValue> = None;
+                let mut map = serde_json::Map::new();
+                while let Some(key) = a.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(A::Error::custom(format_args!("duplicate member `{key}`")));
+                    }
+                    let value = if key == "id" {
+                        let raw: &'de RawValue = a.next_value()?;
+                        id = Some(raw);
+                        serde_json::from_str(raw.get()).map_err(A::Error::custom)?
+                    } else {
+                        a.next_value()?
+                    };
+                    map.insert(key, value);
+                }
+                Ok(Whole { id, map })
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
 /// Whether a `tools/call` result has `isError: true`.
 pub fn tool_result_is_error(raw: &[u8]) -> bool {
     #[derive(Deserialize)]
@@ -442,6 +537,51 @@ mod tests {
         let m = single("{\"jsonrpc\":\"2.0\",\n\"id\":1,\r\n\"method\":\"ping\"}").unwrap();
         assert!(!m.raw.contains(&b'\n'));
         assert!(serde_json::from_slice::<serde_json::Value>(&m.raw).is_ok());
+    }
+
+    /// The one-pass reading gives the head [`upstream_head`] gives, and the message as a full
+    /// parse reads it; whatever it does not read plainly is left to `upstream_head` (`None`).
+    #[test]
+    fn a_message_read_whole_has_the_head_read_alone() {
+        let plain = [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"a \"quoted\" word"}]}}"#,
+            r#"{"jsonrpc":"2.0","id":"a\u0041","result":{"isError":true,"content":[]}}"#,
+            r#"{"result":{"isError":false},"id":7,"jsonrpc":"2.0"}"#,
+            r#"{"jsonrpc":"2.0","id":2,"result":{"isError":null}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"error":{"message":"no code"}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":null}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700}}"#,
+            r#"{"jsonrpc":"2.0","id":4,"method":"sampling/createMessage","params":{}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":5,"result":{},"extra":[1,2]}"#,
+            r#" { "id" : 1.0 , "result" : { } } "#,
+        ];
+        for raw in plain {
+            let (head, map) = upstream_parsed(raw.as_bytes()).unwrap_or_else(|| panic!("{raw}"));
+            assert_eq!(Some(head), upstream_head(raw.as_bytes()), "{raw}");
+            let whole: serde_json::Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(serde_json::Value::Object(map), whole, "{raw}");
+        }
+        // Not read plainly: the caller falls back to `upstream_head`, whatever it says.
+        let odd = [
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"result":{"isError":true}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":[true]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":5}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"isError":"yes"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":[5]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":1.5}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":18446744073709551615}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":null}"#,
+            r#"[1,null,{},null]"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{}} trailing"#,
+            "garbage",
+        ];
+        for raw in odd {
+            assert!(upstream_parsed(raw.as_bytes()).is_none(), "{raw}");
+        }
     }
 
     #[test]

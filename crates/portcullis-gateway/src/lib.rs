@@ -543,6 +543,7 @@ impl Inner {
             initialize: true,
             subject_token: info.bearer.clone(),
             subject_expires_at: info.principal.as_ref().map(|p| p.expires_at),
+            parse_result: false,
         };
         let answers = self
             .initialize_upstreams(&ups, &msg.raw, id.json(), &ctx)

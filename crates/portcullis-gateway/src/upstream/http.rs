@@ -18,7 +18,7 @@ use super::credentials::{Caller, CredentialHeaders, CredentialProvider};
 use super::lines::MAX_LINE_BYTES;
 use super::resilience::{GuardedConnector, ResolverSlot, find_blocked, parse_retry_after};
 use super::{Exchange, Inbox, RequestCtx, UpMsg, Upstream, UpstreamError};
-use crate::jsonrpc::{Kind, upstream_head};
+use crate::jsonrpc::{Kind, upstream_head, upstream_parsed};
 
 /// The pooled HTTP client shared by all HTTP upstreams. TLS verification is always on (EG-2):
 /// rustls with the webpki roots, and no code path builds a client without it. Every connection
@@ -424,7 +424,11 @@ impl Upstream for SharedHttpUpstream {
                 // A JSON-RPC error body is the upstream's answer: relay it as such.
                 if let Some(head) = upstream_head(&body).filter(|h| h.kind == Kind::Response) {
                     let (tx, rx) = mpsc::channel(1);
-                    let _ = tx.try_send(Ok(UpMsg { bytes: body, head }));
+                    let _ = tx.try_send(Ok(UpMsg {
+                        bytes: body,
+                        head,
+                        parsed: None,
+                    }));
                     return Ok(rx);
                 }
                 let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
@@ -445,9 +449,20 @@ impl Upstream for SharedHttpUpstream {
                         this.protocol(format!("reading the body: {e}"), Some(status.as_u16()))
                     })?
                     .to_bytes();
-                match upstream_head(&body) {
+                // Read whole when the result is inspected (parsed once); otherwise only the
+                // head is read and the result skipped.
+                let (head, parsed) =
+                    match ctx.parse_result.then(|| upstream_parsed(&body)).flatten() {
+                        Some((head, map)) => (Some(head), Some(Box::new(map))),
+                        None => (upstream_head(&body), None),
+                    };
+                match head {
                     Some(head) if head.kind == Kind::Response => {
-                        let _ = tx.try_send(Ok(UpMsg { bytes: body, head }));
+                        let _ = tx.try_send(Ok(UpMsg {
+                            bytes: body,
+                            head,
+                            parsed,
+                        }));
                     }
                     _ => {
                         return Err(this.protocol(
@@ -515,7 +530,16 @@ impl Upstream for SharedHttpUpstream {
                         };
                         let done = head.kind == Kind::Response
                             && head.id.as_ref().map(|i| i.json()) == Some(&*want);
-                        if tx.send(Ok(UpMsg { bytes: data, head })).await.is_err() || done {
+                        if tx
+                            .send(Ok(UpMsg {
+                                bytes: data,
+                                head,
+                                parsed: None,
+                            }))
+                            .await
+                            .is_err()
+                            || done
+                        {
                             return;
                         }
                     }

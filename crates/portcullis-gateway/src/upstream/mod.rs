@@ -118,6 +118,9 @@ pub struct RequestCtx {
     /// When `subject_token` expires (seconds since the Unix epoch, the principal's
     /// `expires_at`); bounds how long an exchanged token is cached.
     pub subject_expires_at: Option<i64>,
+    /// The answer's result will be inspected: read a JSON answer whole where it arrives (see
+    /// [`crate::jsonrpc::upstream_parsed`]), so that it is parsed once.
+    pub parse_result: bool,
 }
 
 /// The messages an upstream sends in answer to one request: any related server messages
@@ -132,6 +135,10 @@ pub struct UpMsg {
     pub bytes: Bytes,
     /// What it is.
     pub head: crate::jsonrpc::UpstreamHead,
+    /// The message read whole, when the request asked for it ([`RequestCtx::parse_result`])
+    /// and the message reads plainly: the result inspection takes it instead of parsing
+    /// `bytes` again.
+    pub parsed: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// Server-initiated messages that are not tied to a request (or whose relation cannot be known)
