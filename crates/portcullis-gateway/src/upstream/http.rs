@@ -424,11 +424,7 @@ impl Upstream for SharedHttpUpstream {
                 // A JSON-RPC error body is the upstream's answer: relay it as such.
                 if let Some(head) = upstream_head(&body).filter(|h| h.kind == Kind::Response) {
                     let (tx, rx) = mpsc::channel(1);
-                    let _ = tx.try_send(Ok(UpMsg {
-                        bytes: body,
-                        head,
-                        parsed: None,
-                    }));
+                    let _ = tx.try_send(Ok(UpMsg::new(body, head)));
                     return Ok(rx);
                 }
                 let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
@@ -530,16 +526,7 @@ impl Upstream for SharedHttpUpstream {
                         };
                         let done = head.kind == Kind::Response
                             && head.id.as_ref().map(|i| i.json()) == Some(&*want);
-                        if tx
-                            .send(Ok(UpMsg {
-                                bytes: data,
-                                head,
-                                parsed: None,
-                            }))
-                            .await
-                            .is_err()
-                            || done
-                        {
+                        if tx.send(Ok(UpMsg::new(data, head))).await.is_err() || done {
                             return;
                         }
                     }

@@ -365,13 +365,7 @@ async fn read_loop(
                 match tx {
                     Some(tx) => {
                         conn.progress.lock().retain(|_, v| **v != *id.json());
-                        let _ = tx
-                            .send(Ok(UpMsg {
-                                bytes: line,
-                                head,
-                                parsed: None,
-                            }))
-                            .await;
+                        let _ = tx.send(Ok(UpMsg::new(line, head))).await;
                     }
                     None => {
                         tracing::debug!(connector = %name, "response to an unknown or timed-out request")
@@ -384,13 +378,7 @@ async fn read_loop(
                     .and_then(|id| conn.pending.lock().get(&id).cloned());
                 match target {
                     Some(tx) => {
-                        let _ = tx
-                            .send(Ok(UpMsg {
-                                bytes: line,
-                                head,
-                                parsed: None,
-                            }))
-                            .await;
+                        let _ = tx.send(Ok(UpMsg::new(line, head))).await;
                     }
                     None => {
                         let _ = inbox.try_send((index, line));

@@ -141,6 +141,17 @@ pub struct UpMsg {
     pub parsed: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
+impl UpMsg {
+    /// A message whose head was read alone (nothing parsed whole).
+    pub fn new(bytes: Bytes, head: crate::jsonrpc::UpstreamHead) -> Self {
+        Self {
+            bytes,
+            head,
+            parsed: None,
+        }
+    }
+}
+
 /// Server-initiated messages that are not tied to a request (or whose relation cannot be known)
 /// go to the session's inbox, tagged with the connector's index.
 pub type Inbox = mpsc::Sender<(usize, Bytes)>;
