@@ -672,6 +672,11 @@ pub(crate) fn de_address(t: &str, s: usize) -> Option<(usize, usize)> {
     {
         ws -= 1;
     }
+    // A street name starts with a capital (or a non-ASCII letter): checked first, as it turns
+    // away most words before any comparison.
+    if !b[ws].is_ascii_uppercase() && b[ws] < 0x80 {
+        return None;
+    }
     let word = t.get(ws..s - 1)?;
     const SUF: &[&str] = &[
         "straße", "strasse", "str.", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer",
@@ -688,7 +693,7 @@ pub(crate) fn de_address(t: &str, s: usize) -> Option<(usize, usize)> {
         let lower = word.to_lowercase();
         SUF.iter().any(|x| lower.ends_with(x))
     };
-    if !street || !b[ws].is_ascii_uppercase() && b[ws] < 0x80 {
+    if !street {
         return None;
     }
     let mut e = s;
