@@ -1379,9 +1379,6 @@ fn breaker_refusal(
     Reply::Json(StatusCode::OK, body)
 }
 
-/// What the client gets of a connector's final answer: a `tools/list` teaches the gateway each
-/// tool's scope and shows only the tools the caller may use (AZ-3, AUTH-5); on the federated
-/// endpoint, URIs in a `resources/read` result are namespaced like the listing.
 /// Whether the answer to `method` goes through the result inspection (so its upstream reads it
 /// whole, once: [`RequestCtx::parse_result`]).
 fn result_inspected(inner: &Inner, method: Option<&str>) -> bool {
@@ -1389,7 +1386,10 @@ fn result_inspected(inner: &Inner, method: Option<&str>) -> bool {
         && inner.inspection.get().is_some_and(|i| i.enabled())
 }
 
-/// The answer as the client gets it; `parsed` is the message already read whole, if it was.
+/// What the client gets of a connector's final answer: a `tools/list` teaches the gateway each
+/// tool's scope and shows only the tools the caller may use (AZ-3, AUTH-5); on the federated
+/// endpoint, URIs in a `resources/read` result are namespaced like the listing. `parsed` is
+/// the message already read whole by its upstream, if it was.
 #[allow(clippy::too_many_arguments)]
 fn shape_result(
     inner: &Inner,

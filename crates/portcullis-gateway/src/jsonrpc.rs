@@ -361,7 +361,8 @@ pub type ParsedMessage = (UpstreamHead, serde_json::Map<String, serde_json::Valu
 /// `None` whenever the message is not a plain JSON object whose members the head reads the way
 /// [`upstream_head`] does (a duplicate member, a `result` or `error` that is not an object, a
 /// `method` that is not a string, an `isError` that is not a boolean...): the caller then
-/// reads the head with [`upstream_head`], so every such message is judged exactly as before.
+/// reads the head with [`upstream_head`], so every such message is judged exactly as before
+/// (IV-2: a malformed answer is still refused with a clear error, never half-read).
 pub fn upstream_parsed(raw: &[u8]) -> Option<ParsedMessage> {
     use serde_json::Value;
     let Whole { id, map } = serde_json::from_slice(raw).ok()?;
